@@ -1,0 +1,1 @@
+"""Walkthrough: classroom observation, offline sync and observer calibration."""

@@ -1,0 +1,305 @@
+"""Sign-in, the home page and the admin pages for users, schools, teachers and the roster."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from app.accounts import service
+from app.accounts.models import GRADES, Role
+from app.db import SessionDep
+from app.errors import BadRequest, Invalid, TooManyRequests
+from app.security import AdminUser, CurrentUser, OptionalUser, end_session, start_session
+from app.web import render
+
+router = APIRouter()
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths may follow a sign-in (no open redirects)."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, user: OptionalUser, next: str = "/") -> Response:
+    """The sign-in form."""
+    if user is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return render(request, "accounts/login.html", {"next": _safe_next(next)})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    session: SessionDep,
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    """Check the credentials and start a session."""
+    ip = request.client.host if request.client else "unknown"
+    context = {"next": _safe_next(next), "email": email}
+    try:
+        user = service.authenticate(
+            session=session,
+            settings=request.app.state.settings,
+            email=email,
+            password=password,
+            ip=ip,
+        )
+    except TooManyRequests as exc:
+        return render(
+            request,
+            "accounts/login.html",
+            {**context, "error": exc.message},
+            status_code=429,
+        )
+    if user is None:
+        return render(
+            request,
+            "accounts/login.html",
+            {**context, "error": "That email and password do not match an active account."},
+            status_code=401,
+        )
+    start_session(request, user)
+    return RedirectResponse(_safe_next(next), status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    """End this browser's session."""
+    end_session(request)
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    """The signed-in home page, with what this role can do."""
+    school = (
+        service.get_school(session=session, school_id=user.school_id) if user.school_id else None
+    )
+    return render(request, "accounts/home.html", {"user": user, "school": school})
+
+
+# --- admin: users ---------------------------------------------------------------------------
+
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def users_page(request: Request, admin: AdminUser, session: SessionDep) -> Response:
+    """Every user, with a form to add one."""
+    return _users_page(request, session)
+
+
+def _users_page(
+    request: Request,
+    session: SessionDep,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "admin/users.html",
+        {
+            "users": service.list_users(session=session),
+            "schools": {s.id: s for s in service.list_schools(session=session)},
+            "roles": list(Role),
+            "form": form or {},
+            "errors": errors or {},
+            "notice": notice,
+        },
+        status_code=status_code,
+    )
+
+
+@router.post("/admin/users", response_class=HTMLResponse)
+def create_user(
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    email: Annotated[str, Form(max_length=320)] = "",
+    name: Annotated[str, Form(max_length=200)] = "",
+    role: Annotated[str, Form(max_length=20)] = "",
+    school_id: Annotated[str, Form(max_length=20)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    """Add a user; on errors the form comes back filled in with each error by its field."""
+    form = {"email": email, "name": name, "role": role, "school_id": school_id}
+    try:
+        user = service.create_user(
+            session=session,
+            email=email,
+            name=name,
+            role=role,
+            school_id=int(school_id) if school_id.isdigit() else None,
+            password=password,
+        )
+    except Invalid as exc:
+        errors = {str(d["field"]): str(d["message"]) for d in exc.details}
+        return _users_page(request, session, form=form, errors=errors, status_code=422)
+    return _users_page(request, session, notice=f"Added {user.name} ({user.role.label}).")
+
+
+@router.post("/admin/users/{user_id}/active", response_class=HTMLResponse)
+def set_user_active(
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    user_id: int,
+    active: Annotated[str, Form(pattern="^(true|false)$")],
+) -> Response:
+    """Deactivate or reactivate a user."""
+    user = service.get_user(session=session, user_id=user_id)
+    if user.id == admin.id and active == "false":
+        raise BadRequest("You cannot deactivate your own account.")
+    service.set_active(session=session, user=user, active=active == "true")
+    verb = "Reactivated" if user.active else "Deactivated"
+    return _users_page(request, session, notice=f"{verb} {user.name}.")
+
+
+@router.post("/admin/users/{user_id}/password", response_class=HTMLResponse)
+def reset_password(
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    user_id: int,
+    password: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    """Set a new password for a user (ending their sessions)."""
+    user = service.get_user(session=session, user_id=user_id)
+    try:
+        service.reset_password(session=session, user=user, password=password)
+    except Invalid as exc:
+        return _users_page(
+            request,
+            session,
+            errors={f"password-{user.id}": str(exc.details[0]["message"])},
+            status_code=422,
+        )
+    return _users_page(request, session, notice=f"New password set for {user.name}.")
+
+
+# --- admin: schools, teachers, roster ------------------------------------------------------------
+
+
+@router.get("/admin/schools", response_class=HTMLResponse)
+def schools_page(request: Request, admin: AdminUser, session: SessionDep) -> Response:
+    """Every school, with a form to add one."""
+    return _schools_page(request, session)
+
+
+def _schools_page(
+    request: Request,
+    session: SessionDep,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    schools = service.list_schools(session=session)
+    counts = service.teacher_counts(session=session)
+    return render(
+        request,
+        "admin/schools.html",
+        {
+            "schools": schools,
+            "counts": counts,
+            "form": form or {},
+            "errors": errors or {},
+            "notice": notice,
+        },
+        status_code=status_code,
+    )
+
+
+@router.post("/admin/schools", response_class=HTMLResponse)
+def create_school(
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=200)] = "",
+    code: Annotated[str, Form(max_length=50)] = "",
+) -> Response:
+    """Add a school."""
+    try:
+        school = service.create_school(session=session, name=name, code=code)
+    except Invalid as exc:
+        errors = {str(d["field"]): str(d["message"]) for d in exc.details}
+        return _schools_page(
+            request, session, form={"name": name, "code": code}, errors=errors, status_code=422
+        )
+    return _schools_page(request, session, notice=f"Added {school.name}.")
+
+
+@router.get("/admin/teachers", response_class=HTMLResponse)
+def teachers_page(
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    school_id: str = "",
+    q: str = "",
+) -> Response:
+    """The teacher roster, filtered by school or a search; the list is an htmx block."""
+    school = int(school_id) if school_id.isdigit() else None  # "" means all schools
+    return render(
+        request,
+        "admin/teachers.html",
+        {
+            "teachers": service.list_teachers(session=session, school_id=school, q=q[:100]),
+            "schools": service.list_schools(session=session),
+            "school_id": school,
+            "q": q,
+            "columns": service.ROSTER_COLUMNS,
+        },
+        block="teacher_list",
+    )
+
+
+@router.get("/admin/roster", response_class=HTMLResponse)
+def roster_page(request: Request, admin: AdminUser) -> Response:
+    """The roster import form with the documented columns."""
+    return render(
+        request, "admin/roster.html", {"columns": service.ROSTER_COLUMNS, "grades": GRADES}
+    )
+
+
+@router.get("/admin/roster/template.csv")
+def roster_template(admin: AdminUser) -> Response:
+    """An example roster file with every column."""
+    body = (
+        "school,school_code,teacher,district_id,grades\r\n"
+        "Lincoln Elementary,LIN,Ana García,T1001,K;1\r\n"
+        "Lincoln Elementary,LIN,Sam Okafor,T1002,3-5\r\n"
+    )
+    return Response(
+        body.encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="roster-template.csv"'},
+    )
+
+
+@router.post("/admin/roster", response_class=HTMLResponse)
+async def import_roster(
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    """Import a roster CSV: every bad row is reported and nothing is imported until it is clean."""
+    limit = request.app.state.settings.max_upload_bytes
+    data = await file.read(limit + 1) if file is not None else b""
+    context: dict[str, object] = {"columns": service.ROSTER_COLUMNS, "grades": GRADES}
+    if file is None or not file.filename:
+        context["problem"] = "Choose a CSV file to import."
+        return render(request, "admin/roster.html", context, status_code=422)
+    if len(data) > limit:
+        context["problem"] = f"The file is larger than {limit // 1024} KB."
+        return render(request, "admin/roster.html", context, status_code=413)
+    report = service.import_roster(session=session, data=data)
+    context.update({"report": report, "filename": file.filename})
+    return render(request, "admin/roster.html", context, status_code=200 if report.ok else 422)

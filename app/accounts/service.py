@@ -1,0 +1,447 @@
+"""Accounts: sign-in with throttling, user administration, schools and the roster import."""
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import delete, func, or_
+from sqlmodel import Session, col, select
+
+from app.accounts.models import GRADES, ROLES_WITH_SCHOOL, LoginFailure, Role, School, Teacher, User
+from app.config import Settings
+from app.db import utcnow
+from app.errors import Invalid, NotFound, TooManyRequests
+from app.security import hash_password, verify_password
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD_LENGTH = 10
+
+
+# --- sign-in -------------------------------------------------------------------------------
+
+
+def authenticate(
+    *, session: Session, settings: Settings, email: str, password: str, ip: str
+) -> User | None:
+    """The active user with this email and password, or None; refuses while throttled."""
+    email = email.strip().lower()
+    _check_throttle(session=session, settings=settings, email=email, ip=ip)
+    user = session.exec(select(User).where(User.email == email)).first()
+    ok, new_hash = verify_password(password, user.password_hash) if user else (False, None)
+    if user is None or not ok or not user.active:
+        session.add(LoginFailure(email=email, ip=ip))
+        session.flush()
+        return None
+    if new_hash:
+        user.password_hash = new_hash
+    user.last_login_at = utcnow()
+    session.exec(delete(LoginFailure).where(col(LoginFailure.email) == email))
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _check_throttle(*, session: Session, settings: Settings, email: str, ip: str) -> None:
+    since = utcnow() - timedelta(seconds=settings.login_window_seconds)
+    recent = select(func.count()).select_from(LoginFailure).where(LoginFailure.failed_at >= since)
+    by_email = session.exec(recent.where(LoginFailure.email == email)).one()
+    by_ip = session.exec(recent.where(LoginFailure.ip == ip)).one()
+    if by_email >= settings.login_max_failures or by_ip >= settings.login_max_failures_per_ip:
+        minutes = max(1, settings.login_window_seconds // 60)
+        raise TooManyRequests(
+            f"Too many failed sign-ins. Wait {minutes} minutes and try again, "
+            "or ask your district admin to reset your password.",
+            retry_after=settings.login_window_seconds,
+        )
+
+
+# --- users ---------------------------------------------------------------------------------
+
+
+def list_users(*, session: Session) -> list[User]:
+    """Every user, active first, by name."""
+    return list(session.exec(select(User).order_by(col(User.active).desc(), col(User.name))))
+
+
+def get_user(*, session: Session, user_id: int) -> User:
+    """One user, or NotFound."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def create_user(
+    *,
+    session: Session,
+    email: str,
+    name: str,
+    role: str,
+    school_id: int | None,
+    password: str,
+) -> User:
+    """Create a user after checking every field; errors name the field."""
+    errors: list[dict[str, str]] = []
+    email = email.strip().lower()
+    name = name.strip()
+    if not EMAIL_RE.match(email):
+        errors.append(
+            {"field": "email", "message": "Enter an email address like name@district.org."}
+        )
+    elif session.exec(select(User).where(User.email == email)).first():
+        errors.append({"field": "email", "message": "A user with this email already exists."})
+    if not name:
+        errors.append({"field": "name", "message": "Enter the person's name."})
+    try:
+        parsed_role = Role(role)
+    except ValueError:
+        errors.append({"field": "role", "message": "Choose one of the listed roles."})
+        parsed_role = Role.observer
+    if parsed_role in ROLES_WITH_SCHOOL:
+        if school_id is None:
+            errors.append(
+                {"field": "school_id", "message": "Observers and principals need a school."}
+            )
+        elif session.get(School, school_id) is None:
+            errors.append({"field": "school_id", "message": "Choose one of the listed schools."})
+    else:
+        school_id = None
+    errors.extend(_password_errors(password))
+    if errors:
+        raise Invalid("The user was not created.", details=errors)
+    user = User(
+        email=email,
+        name=name,
+        role=parsed_role,
+        school_id=school_id,
+        password_hash=hash_password(password),
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _password_errors(password: str) -> list[dict[str, str]]:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return [
+            {
+                "field": "password",
+                "message": f"Use at least {MIN_PASSWORD_LENGTH} characters.",
+            }
+        ]
+    return []
+
+
+def set_active(*, session: Session, user: User, active: bool) -> User:
+    """Deactivate (signing the user out everywhere) or reactivate a user."""
+    user.active = active
+    user.renew_stamp()
+    session.add(user)
+    session.flush()
+    return user
+
+
+def reset_password(*, session: Session, user: User, password: str) -> User:
+    """Give the user a new password and end their existing sessions."""
+    errors = _password_errors(password)
+    if errors:
+        raise Invalid("The password was not changed.", details=errors)
+    user.password_hash = hash_password(password)
+    user.renew_stamp()
+    session.add(user)
+    session.exec(delete(LoginFailure).where(col(LoginFailure.email) == user.email))
+    session.flush()
+    return user
+
+
+# --- schools and teachers --------------------------------------------------------------------
+
+
+def list_schools(*, session: Session) -> list[School]:
+    """Every school by name."""
+    return list(session.exec(select(School).order_by(col(School.name))))
+
+
+def create_school(*, session: Session, name: str, code: str | None) -> School:
+    """Add a school; name and code must be unique."""
+    name = name.strip()
+    code = (code or "").strip() or None
+    errors: list[dict[str, str]] = []
+    if not name:
+        errors.append({"field": "name", "message": "Enter the school's name."})
+    elif session.exec(select(School).where(School.name == name)).first():
+        errors.append({"field": "name", "message": "A school with this name already exists."})
+    if code and session.exec(select(School).where(School.code == code)).first():
+        errors.append({"field": "code", "message": "Another school already has this code."})
+    if errors:
+        raise Invalid("The school was not added.", details=errors)
+    school = School(name=name, code=code)
+    session.add(school)
+    session.flush()
+    return school
+
+
+def list_teachers(*, session: Session, school_id: int | None = None, q: str = "") -> list[Teacher]:
+    """Teachers by school and name, optionally of one school or matching a search."""
+    stmt = select(Teacher).order_by(col(Teacher.school_id), col(Teacher.name))
+    if school_id is not None:
+        stmt = stmt.where(Teacher.school_id == school_id)
+    if q.strip():
+        pattern = f"%{q.strip().lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(Teacher.name).like(pattern),
+                func.lower(Teacher.district_id).like(pattern),
+            )
+        )
+    return list(session.exec(stmt))
+
+
+def parse_grades(raw: str) -> list[str]:
+    """Grades from 'K;1;2', '3-5' or 'K, 1' in roster order; raises ValueError naming a bad one."""
+    grades: set[str] = set()
+    for token in re.split(r"[;,\s]+", raw.strip()):
+        if not token:
+            continue
+        token = token.upper()
+        if "-" in token:
+            start, _, end = token.partition("-")
+            if start not in GRADES or end not in GRADES or GRADES.index(start) > GRADES.index(end):
+                raise ValueError(f"'{token}' is not a grade range like 3-5")
+            grades.update(GRADES[GRADES.index(start) : GRADES.index(end) + 1])
+        elif token in GRADES:
+            grades.add(token)
+        else:
+            raise ValueError(f"'{token}' is not a grade; use PK, K or 1 to 12")
+    return [g for g in GRADES if g in grades]
+
+
+# --- roster import -----------------------------------------------------------------------------
+
+ROSTER_COLUMNS = {
+    "school": "School name (required).",
+    "school_code": "Short school code (optional; must be the same on every row of a school).",
+    "teacher": "Teacher's full name (required).",
+    "district_id": "The district's staff id (optional; unique; used to match on re-import).",
+    "grades": "Grades taught, e.g. 'K;1' or '3-5' (optional).",
+}
+REQUIRED_ROSTER_COLUMNS = ("school", "teacher")
+
+
+@dataclass
+class RosterRow:
+    """One clean row of a roster file."""
+
+    row: int
+    school: str
+    school_code: str | None
+    teacher: str
+    district_id: str | None
+    grades: list[str]
+
+
+@dataclass
+class RosterReport:
+    """What an import found or did."""
+
+    errors: list[dict[str, object]] = field(default_factory=list)
+    schools_created: int = 0
+    teachers_created: int = 0
+    teachers_updated: int = 0
+    teachers_unchanged: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when the file had no errors (and so was imported)."""
+        return not self.errors
+
+
+def import_roster(*, session: Session, data: bytes) -> RosterReport:
+    """Import schools and teachers from CSV: all rows or, if any row is bad, none."""
+    report = RosterReport()
+    rows = _parse_roster(data, report)
+    if rows is not None:
+        _check_roster_against_db(session, rows, report)
+    if report.errors or rows is None:
+        return report
+    schools = {s.name: s for s in session.exec(select(School))}
+    for r in rows:
+        school = schools.get(r.school)
+        if school is None:
+            school = School(name=r.school, code=r.school_code)
+            session.add(school)
+            session.flush()
+            schools[r.school] = school
+            report.schools_created += 1
+        elif r.school_code and school.code != r.school_code:
+            school.code = r.school_code
+            session.add(school)
+        _upsert_teacher(session, r, school, report)
+    session.flush()
+    return report
+
+
+def _upsert_teacher(session: Session, r: RosterRow, school: School, report: RosterReport) -> None:
+    teacher = None
+    if r.district_id:
+        teacher = session.exec(select(Teacher).where(Teacher.district_id == r.district_id)).first()
+    if teacher is None:
+        teacher = session.exec(
+            select(Teacher).where(
+                Teacher.name == r.teacher,
+                Teacher.school_id == school.id,
+                or_(col(Teacher.district_id).is_(None), col(Teacher.district_id) == r.district_id),
+            )
+        ).first()
+    grades = ",".join(r.grades)
+    if teacher is None:
+        assert school.id is not None
+        session.add(
+            Teacher(name=r.teacher, school_id=school.id, grades=grades, district_id=r.district_id)
+        )
+        report.teachers_created += 1
+        return
+    wanted = (r.teacher, school.id, grades, r.district_id, True)
+    current = (teacher.name, teacher.school_id, teacher.grades, teacher.district_id, teacher.active)
+    if wanted == current:
+        report.teachers_unchanged += 1
+        return
+    assert school.id is not None
+    teacher.name, teacher.school_id, teacher.grades = r.teacher, school.id, grades
+    teacher.district_id, teacher.active, teacher.updated_at = r.district_id, True, utcnow()
+    session.add(teacher)
+    report.teachers_updated += 1
+
+
+def _parse_roster(data: bytes, report: RosterReport) -> list[RosterRow] | None:
+    def error(row: int, column: str, message: str) -> None:
+        report.errors.append({"row": row, "column": column, "message": message})
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        error(1, "", "The file is not UTF-8 text. In Excel use 'Save as: CSV UTF-8'.")
+        return None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        error(1, "", "The file is empty. The first row must name the columns.")
+        return None
+    except csv.Error as exc:
+        error(1, "", f"The file is not valid CSV: {exc}.")
+        return None
+    for name in header:
+        if name not in ROSTER_COLUMNS:
+            error(1, name, f"Unknown column '{name}'. Columns: {', '.join(ROSTER_COLUMNS)}.")
+    for name in REQUIRED_ROSTER_COLUMNS:
+        if name not in header:
+            error(1, name, f"The required column '{name}' is missing from the first row.")
+    if len(set(header)) != len(header):
+        error(1, "", "A column name appears twice in the first row.")
+    if report.errors:
+        return None
+
+    rows: list[RosterRow] = []
+    seen_ids: dict[str, int] = {}
+    school_codes: dict[str, tuple[str, int]] = {}
+    code_owner: dict[str, tuple[str, int]] = {}
+    seen_teachers: dict[tuple[str, str], int] = {}
+    try:
+        records = list(enumerate(reader, start=2))
+    except csv.Error as exc:
+        error(reader.line_num, "", f"The file is not valid CSV: {exc}.")
+        return None
+    for row_no, values in records:
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) != len(header):
+            error(row_no, "", f"Expected {len(header)} cells but found {len(values)}.")
+            continue
+        cells = {h: v.strip() for h, v in zip(header, values, strict=True)}
+        school, teacher = cells.get("school", ""), cells.get("teacher", "")
+        code = cells.get("school_code") or None
+        district_id = cells.get("district_id") or None
+        for column, value in (("school", school), ("teacher", teacher)):
+            if not value:
+                error(row_no, column, f"The {column} name is empty.")
+            elif len(value) > 200:
+                error(row_no, column, f"The {column} name is longer than 200 characters.")
+        try:
+            grades = parse_grades(cells.get("grades", ""))
+        except ValueError as exc:
+            error(row_no, "grades", str(exc) + ".")
+            grades = []
+        if district_id:
+            if district_id in seen_ids:
+                error(
+                    row_no,
+                    "district_id",
+                    f"District id '{district_id}' is already used on row {seen_ids[district_id]}.",
+                )
+            seen_ids[district_id] = row_no
+        elif school and teacher:
+            key = (school, teacher)
+            if key in seen_teachers:
+                error(
+                    row_no,
+                    "teacher",
+                    f"'{teacher}' at '{school}' is already on row {seen_teachers[key]}; "
+                    "give each a district_id if they are two people.",
+                )
+            seen_teachers[key] = row_no
+        if code and school:
+            previous = school_codes.get(school)
+            if previous and previous[0] != code:
+                error(
+                    row_no,
+                    "school_code",
+                    f"'{school}' has code '{previous[0]}' on row {previous[1]} but '{code}' here.",
+                )
+            owner = code_owner.get(code)
+            if owner and owner[0] != school:
+                error(
+                    row_no,
+                    "school_code",
+                    f"Code '{code}' is already used for '{owner[0]}' on row {owner[1]}.",
+                )
+            school_codes.setdefault(school, (code, row_no))
+            code_owner.setdefault(code, (school, row_no))
+        rows.append(RosterRow(row_no, school, code, teacher, district_id, grades))
+    if not rows and not report.errors:
+        error(2, "", "The file has a header row but no teachers.")
+    return rows
+
+
+def _check_roster_against_db(session: Session, rows: list[RosterRow], report: RosterReport) -> None:
+    by_code = {s.code: s.name for s in session.exec(select(School)) if s.code}
+    for r in rows:
+        if r.school_code and by_code.get(r.school_code, r.school) != r.school:
+            report.errors.append(
+                {
+                    "row": r.row,
+                    "column": "school_code",
+                    "message": f"Code '{r.school_code}' already belongs to "
+                    f"'{by_code[r.school_code]}'.",
+                }
+            )
+
+
+def get_school(*, session: Session, school_id: int) -> School:
+    """One school, or NotFound."""
+    school = session.get(School, school_id)
+    if school is None:
+        raise NotFound("No such school.")
+    return school
+
+
+def teacher_counts(*, session: Session) -> dict[int, int]:
+    """Active teachers per school id."""
+    stmt = (
+        select(Teacher.school_id, func.count())
+        .where(Teacher.active == True)  # noqa: E712 (SQL expression)
+        .group_by(col(Teacher.school_id))
+    )
+    return {school_id: n for school_id, n in session.exec(stmt)}

@@ -1,0 +1,69 @@
+"""Application settings, read from WALKTHROUGH_* environment variables."""
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path("data")
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration cannot be used; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the app; see README "Configuration"."""
+
+    model_config = SettingsConfigDict(env_prefix="WALKTHROUGH_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = f"sqlite:///{DATA_DIR / 'walkthrough.db'}"
+    secret_key: str | None = None
+    secure_cookies: bool | None = None
+    session_max_age_seconds: int = 12 * 60 * 60
+    district_name: str = "Demo Unified School District"
+    login_max_failures: int = 5
+    login_max_failures_per_ip: int = 30
+    login_window_seconds: int = 15 * 60
+    max_upload_bytes: int = 2 * 1024 * 1024
+
+    @model_validator(mode="after")
+    def _production_needs_explicit_secrets(self) -> "Settings":
+        if self.env == "production" and not self.secret_key:
+            raise ConfigError(
+                "WALKTHROUGH_SECRET_KEY must be set when WALKTHROUGH_ENV=production "
+                "(e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return self
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Secure cookies by default in production, opt-in elsewhere (local http)."""
+        if self.secure_cookies is None:
+            return self.env == "production"
+        return self.secure_cookies
+
+    def resolved_secret_key(self) -> str:
+        """The signing key: the configured one, or one generated once and kept under ./data/."""
+        if self.secret_key:
+            return self.secret_key
+        key_file = DATA_DIR / "secret_key"
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        try:
+            # "x" mode: when several workers start at once, exactly one writes the key.
+            with key_file.open("x") as fh:
+                fh.write(secrets.token_urlsafe(48))
+            key_file.chmod(0o600)
+        except FileExistsError:
+            pass
+        return key_file.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own and pass them to create_app)."""
+    return Settings()

@@ -1,0 +1,135 @@
+"""Password hashing, cookie sessions, CSRF tokens and the role checks every route uses."""
+
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from pwdlib import PasswordHash
+from sqlmodel import Session
+
+from app.accounts.models import Role, User
+from app.db import SessionDep
+from app.errors import Forbidden, NotAuthenticated
+
+password_hasher = PasswordHash.recommended()  # argon2id
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# Stateless endpoints that store nothing and act for no one may skip the token.
+CSRF_EXEMPT_PATHS: set[str] = set()
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of the password."""
+    return password_hasher.hash(password)
+
+
+def verify_password(password: str, password_hash: str) -> tuple[bool, str | None]:
+    """Check a password; also returns a new hash when the stored one uses old parameters."""
+    try:
+        return password_hasher.verify_and_update(password, password_hash)
+    except Exception:  # a malformed stored hash is a failed check, not a crash
+        return False, None
+
+
+def csrf_token(request: Request) -> str:
+    """The CSRF token of this browser session, created on first use."""
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return str(token)
+
+
+def start_session(request: Request, user: User) -> None:
+    """Sign the user in: a fresh session (new CSRF token) bound to the user's auth stamp."""
+    request.session.clear()
+    request.session.update({"uid": user.id, "stamp": user.auth_stamp})
+    csrf_token(request)
+
+
+def end_session(request: Request) -> None:
+    """Sign out of this browser."""
+    request.session.clear()
+
+
+async def verify_csrf(request: Request) -> None:
+    """App-wide dependency: every state-changing request must carry the session's CSRF token.
+
+    The token comes in the X-CSRF-Token header (htmx, fetch) or the csrf_token form field.
+    Requests authenticated by a bearer token carry no cookie and need none.
+    """
+    if request.method not in UNSAFE_METHODS or request.url.path in CSRF_EXEMPT_PATHS:
+        return
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return
+    expected = request.session.get("csrf")
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            value = form.get(CSRF_FIELD)
+            sent = value if isinstance(value, str) else None
+    if not expected or not sent or not hmac.compare_digest(str(expected), sent):
+        raise Forbidden(
+            "This form has expired or did not come from Walkthrough. Reload the page and try again."
+        )
+
+
+def _load_user(request: Request, session: Session) -> User | None:
+    uid = request.session.get("uid")
+    if not isinstance(uid, int):
+        return None
+    user = session.get(User, uid)
+    if user is None or not user.active or user.auth_stamp != request.session.get("stamp"):
+        request.session.pop("uid", None)
+        request.session.pop("stamp", None)
+        return None
+    return user
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """What pages show of the signed-in user; a plain copy that outlives the DB session."""
+
+    id: int
+    name: str
+    role: Role
+    school_id: int | None
+
+
+def optional_user(request: Request, session: SessionDep) -> User | None:
+    """The signed-in user, or None."""
+    user = _load_user(request, session)
+    if user is not None and user.id is not None:
+        request.state.user = Viewer(user.id, user.name, user.role, user.school_id)
+    return user
+
+
+def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+    """The signed-in user; anyone else is sent to sign in."""
+    if user is None:
+        raise NotAuthenticated("Please sign in to continue.")
+    return user
+
+
+def require_roles(*roles: Role) -> Callable[[User], User]:
+    """A dependency that lets through only users holding one of the roles."""
+    allowed = set(roles)
+
+    def check(user: Annotated[User, Depends(current_user)]) -> User:
+        if user.role not in allowed:
+            raise Forbidden("Your role does not give access to this page.")
+        return user
+
+    return check
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+AdminUser = Annotated[User, Depends(require_roles(Role.admin))]

@@ -1,0 +1,164 @@
+"""Real-browser harness: a uvicorn started by the tests, driven by Debian's Chromium.
+
+Chromium comes from Debian (`apt-get install chromium`), never from `playwright install`.
+With WALKTHROUGH_TEST_REQUIRE_BROWSER=1 (CI) a missing Chromium is an error, not a skip.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from app.db import migrate
+
+CHROMIUM = os.environ.get("WALKTHROUGH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+TABLET = {"width": 820, "height": 1180}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    browser_items = [i for i in items if "browser" in i.keywords]
+    if not browser_items or Path(CHROMIUM).exists():
+        return
+    if os.environ.get("WALKTHROUGH_TEST_REQUIRE_BROWSER") == "1":
+        raise pytest.UsageError(
+            f"Chromium is required for the browser tests but {CHROMIUM} does not exist "
+            "(apt-get install -y chromium)."
+        )
+    for item in browser_items:
+        item.add_marker(pytest.mark.skip(reason=f"Chromium not installed at {CHROMIUM}"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """A uvicorn process serving the app on 127.0.0.1 with its own SQLite database."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.database_url = f"sqlite:///{workdir / 'live.db'}"
+        self.log = (workdir / "uvicorn.log").open("w")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "WALKTHROUGH_ENV": "test",
+            "WALKTHROUGH_DATABASE_URL": self.database_url,
+            "WALKTHROUGH_SECRET_KEY": "browser-test-secret-key",
+        }
+
+    def start(self) -> None:
+        migrate(self.database_url)
+        subprocess.run(
+            [sys.executable, "-m", "app.cli", "demo-data"],
+            env=self.env(),
+            check=True,
+            cwd=self.workdir,
+        )
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env(),
+            cwd=self.workdir,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited; see {self.log.name}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("uvicorn did not answer /healthz within 30 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path_factory.mktemp("live"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def tablet(browser: Browser) -> Iterator[BrowserContext]:
+    """A browser context sized and behaving like a tablet held in portrait."""
+    context = browser.new_context(viewport=TABLET, has_touch=True, is_mobile=False)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(tablet: BrowserContext) -> Page:
+    return tablet.new_page()
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Keep a screenshot for people to look at (test-artifacts/, not committed)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def sign_in(page: Page, base_url: str, email: str, password: str) -> None:
+    """Sign in through the real form."""
+    page.goto(base_url + "/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")

@@ -1,0 +1,75 @@
+"""The walkthrough command: create-admin and demo data."""
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from app import cli
+from app.accounts.models import Role, School, Teacher, User
+from app.config import get_settings
+from app.db import make_engine
+
+
+@pytest.fixture
+def cli_env(db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("WALKTHROUGH_DATABASE_URL", db_url)
+    monkeypatch.setenv("WALKTHROUGH_SECRET_KEY", "cli-test-secret")
+    monkeypatch.setenv("WALKTHROUGH_ENV", "test")
+    get_settings.cache_clear()
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+    get_settings.cache_clear()
+
+
+def _count(engine, model) -> int:  # type: ignore[no-untyped-def]
+    with Session(engine) as s:
+        return s.exec(select(func.count()).select_from(model)).one()
+
+
+def test_create_admin_makes_an_admin(cli_env, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ADMIN_PW", "a strong admin password")
+    code = cli.main(
+        [
+            "create-admin",
+            "--email",
+            "Lead@District.org",
+            "--name",
+            "Lead",
+            "--password-env",
+            "ADMIN_PW",
+        ]
+    )
+    assert code == 0
+    with Session(cli_env) as s:
+        user = s.exec(select(User)).one()
+    assert (user.email, user.role, user.school_id) == ("lead@district.org", Role.admin, None)
+
+
+def test_create_admin_reports_a_weak_password(cli_env, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ADMIN_PW", "short")
+    code = cli.main(
+        ["create-admin", "--email", "a@b.org", "--name", "A", "--password-env", "ADMIN_PW"]
+    )
+    assert code == 1
+    assert "password: Use at least 10 characters." in capsys.readouterr().err
+    assert _count(cli_env, User) == 0
+
+
+def test_demo_data_is_idempotent(cli_env) -> None:  # type: ignore[no-untyped-def]
+    assert cli.main(["demo-data"]) == 0
+    counts = (_count(cli_env, School), _count(cli_env, Teacher), _count(cli_env, User))
+    assert counts == (2, 8, 5)
+    assert cli.main(["demo-data"]) == 0
+    assert (_count(cli_env, School), _count(cli_env, Teacher), _count(cli_env, User)) == counts
+    with Session(cli_env) as s:
+        roles = {u.role for u in s.exec(select(User))}
+    assert roles == set(Role)
+
+
+def test_demo_data_is_refused_in_production(cli_env, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("WALKTHROUGH_ENV", "production")
+    get_settings.cache_clear()
+    assert cli.main(["demo-data"]) == 2
+    assert "never loaded in production" in capsys.readouterr().err
+    assert _count(cli_env, User) == 0
