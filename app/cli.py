@@ -4,6 +4,7 @@ import argparse
 import getpass
 import os
 import sys
+from pathlib import Path
 
 from sqlmodel import Session
 
@@ -25,6 +26,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="VAR",
         help="read the password from this environment variable instead of prompting",
     )
+    rubrics = sub.add_parser("rubrics", help="check, load or add rubric versions")
+    rsub = rubrics.add_subparsers(dest="rubrics_command", required=True)
+    check = rsub.add_parser("check", help="validate rubric files (and published hashes)")
+    check.add_argument("--path", type=Path, default=None, help="folder of rubrics")
+    rsync = rsub.add_parser("sync", help="load new versions into the database")
+    rsync.add_argument("--path", type=Path, default=None)
+    new = rsub.add_parser("new-version", help="copy the latest version to the next as a draft")
+    new.add_argument("slug")
+    new.add_argument("--path", type=Path, default=None)
     serve = sub.add_parser("serve", help="run the web server (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
@@ -54,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "create-admin":
         return _create_admin(args, settings.database_url)
+    if args.command == "rubrics":
+        from app.rubrics.cli import run
+
+        return run(args, settings)
     if args.command == "serve":
         import uvicorn
 

@@ -9,6 +9,7 @@ from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path("data")
+RUBRICS_DIR = Path(__file__).resolve().parent / "rubrics"
 
 
 class ConfigError(RuntimeError):
@@ -30,6 +31,7 @@ class Settings(BaseSettings):
     login_max_failures_per_ip: int = 30
     login_window_seconds: int = 15 * 60
     max_upload_bytes: int = 2 * 1024 * 1024
+    rubrics_dir: Path = RUBRICS_DIR
 
     @model_validator(mode="after")
     def _production_needs_explicit_secrets(self) -> "Settings":

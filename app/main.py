@@ -1,5 +1,9 @@
 """create_app(): settings, database, middleware, routers, static files and error handlers."""
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -12,6 +16,8 @@ from app.accounts.routes import router as accounts_router
 from app.config import Settings, get_settings
 from app.db import make_engine
 from app.errors import install_error_handlers
+from app.rubrics.loader import RubricProblems, sync_rubrics
+from app.rubrics.routes import router as rubrics_router
 from app.security import verify_csrf
 from app.web import APP_DIR
 
@@ -48,10 +54,27 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+log = logging.getLogger("walkthrough")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load rubric versions at start-up; refuse to start if a published one was edited."""
+    try:
+        report = sync_rubrics(app.state.engine, app.state.settings.rubrics_dir)
+    except RubricProblems as exc:
+        log.error("Walkthrough cannot start because of its rubric files:\n%s", exc)
+        raise
+    if report.inserted or report.updated:
+        log.info("rubrics loaded: %s", ", ".join(report.inserted + report.updated))
+    yield
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for the given settings (default: from the environment)."""
     settings = settings or get_settings()
     app = FastAPI(
+        lifespan=lifespan,
         title="Walkthrough",
         summary="Classroom observation, offline sync and observer calibration",
         dependencies=[Depends(verify_csrf)],
@@ -76,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=APP_DIR / "static"), name="static")
     app.include_router(accounts_router)
+    app.include_router(rubrics_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:

@@ -127,8 +127,10 @@ def app(settings: Settings) -> Iterator[FastAPI]:
 
 
 @pytest.fixture
-def client(app: FastAPI) -> TestClient:
-    return TestClient(app, follow_redirects=False)
+def client(app: FastAPI) -> Iterator[TestClient]:
+    """A client of the app with its start-up run (rubrics loaded)."""
+    with TestClient(app, follow_redirects=False) as test_client:
+        yield test_client
 
 
 @pytest.fixture

@@ -1,0 +1,40 @@
+"""Rubric versions as stored: the content is kept so records stay readable forever."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import Enum as SAEnum
+from sqlmodel import Field, SQLModel
+
+from app.db import UTCDateTime, utcnow
+
+
+class RubricStatus(StrEnum):
+    """draft: may still change; published: immutable, offered; retired: immutable, not offered."""
+
+    draft = "draft"
+    published = "published"
+    retired = "retired"
+
+
+class RubricVersion(SQLModel, table=True):
+    """One version of a rubric; observations and ratings pin its id."""
+
+    __tablename__ = "rubric_version"
+    __table_args__ = (UniqueConstraint("slug", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=63, index=True)
+    version: int
+    title: str = Field(max_length=300)
+    status: RubricStatus = Field(sa_type=SAEnum(RubricStatus, native_enum=False, length=20))
+    content_hash: str = Field(max_length=64)
+    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    published_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime, nullable=True)
+    )
+    loaded_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
