@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     login_window_seconds: int = 15 * 60
     max_upload_bytes: int = 2 * 1024 * 1024
     rubrics_dir: Path = RUBRICS_DIR
+    # The district's time zone: how times are shown, and read when a browser sends no offset.
+    timezone: str = "America/Chicago"
 
     @model_validator(mode="after")
     def _production_needs_explicit_secrets(self) -> "Settings":

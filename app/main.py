@@ -16,6 +16,7 @@ from app.accounts.routes import router as accounts_router
 from app.config import Settings, get_settings
 from app.db import make_engine
 from app.errors import install_error_handlers
+from app.observations.routes import router as observations_router
 from app.rubrics.loader import RubricProblems, sync_rubrics
 from app.rubrics.routes import router as rubrics_router
 from app.security import verify_csrf
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=APP_DIR / "static"), name="static")
     app.include_router(accounts_router)
     app.include_router(rubrics_router)
+    app.include_router(observations_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:

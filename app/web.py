@@ -1,11 +1,14 @@
 """Templates and htmx helpers: render a whole page, or one block of it for htmx."""
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
 APP_DIR = Path(__file__).resolve().parent
 HTMX_FILE = "vendor/htmx-2.0.11.min.js"
@@ -23,6 +26,18 @@ def _page_context(request: Request) -> dict[str, Any]:
 
 templates = Jinja2Templates(directory=APP_DIR / "templates", context_processors=[_page_context])
 templates.env.globals["HTMX_FILE"] = HTMX_FILE
+
+
+@pass_context
+def _localtime(context: Any, value: datetime | None, fmt: str = "%a %-d %b %Y, %H:%M") -> str:
+    """A UTC timestamp shown in the district's time zone."""
+    if value is None:
+        return ""
+    request: Request = context["request"]
+    return value.astimezone(ZoneInfo(request.app.state.settings.timezone)).strftime(fmt)
+
+
+templates.env.filters["localtime"] = _localtime
 
 
 def is_htmx(request: Request) -> bool:

@@ -1,0 +1,536 @@
+"""Observation pages: start, capture, review and submit, read, history, lists, teacher pages,
+tombstones and the lead's dashboard."""
+
+import uuid
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+from starlette.datastructures import FormData
+
+from app.accounts import service as accounts
+from app.accounts.models import GRADES, Role, Teacher, User
+from app.charts import stacked_bars
+from app.db import SessionDep
+from app.errors import Forbidden, Invalid, NotFound
+from app.observations import service
+from app.observations.models import Observation, ObservationStatus, new_observation_id
+from app.rubrics import service as rubrics
+from app.rubrics.loader import RubricDefinition
+from app.rubrics.models import RubricVersion
+from app.security import CurrentUser, require_roles
+from app.web import render
+
+router = APIRouter()
+Recorder = Annotated[User, Depends(require_roles(Role.observer, Role.principal, Role.admin))]
+
+
+def _tz(request: Request) -> ZoneInfo:
+    return ZoneInfo(request.app.state.settings.timezone)
+
+
+def _local_input(dt: datetime, tz: ZoneInfo) -> str:
+    return dt.astimezone(tz).strftime("%Y-%m-%dT%H:%M")
+
+
+def _parse_local(raw: str, offset_minutes: str, tz: ZoneInfo) -> datetime | None:
+    """A datetime-local value with the browser's offset (JS), else the district time zone."""
+    try:
+        naive = datetime.strptime(raw.strip()[:16], "%Y-%m-%dT%H:%M")
+    except ValueError:
+        return None
+    if offset_minutes.strip().lstrip("-").isdigit():
+        # getTimezoneOffset() is minutes *behind* UTC: 360 means UTC-06:00.
+        return naive.replace(tzinfo=timezone(timedelta(minutes=-int(offset_minutes))))
+    return naive.replace(tzinfo=tz)
+
+
+def _teachers_for(session: Session, user: User) -> list[Teacher]:
+    school = user.school_id if user.role in (Role.observer, Role.principal) else None
+    return [t for t in accounts.list_teachers(session=session, school_id=school) if t.active]
+
+
+# --- start ---------------------------------------------------------------------------------------
+
+
+@router.get("/observations/new", response_class=HTMLResponse)
+def start_page(request: Request, user: Recorder, session: SessionDep) -> Response:
+    """Start a walk-through: teacher, rubric, grade and subject; the time defaults to now."""
+    return _start_page(request, session, user, {}, {})
+
+
+def _start_page(
+    request: Request,
+    session: Session,
+    user: User,
+    form: dict[str, str],
+    errors: dict[str, str],
+    status_code: int = 200,
+) -> Response:
+    offered = rubrics.offered_versions(session=session)
+    return render(
+        request,
+        "observations/start.html",
+        {
+            "teachers": _teachers_for(session, user),
+            "schools": accounts.list_schools(session=session),
+            "school_names": {s.id: s.name for s in accounts.list_schools(session=session)},
+            "rubrics": offered,
+            "grades": GRADES,
+            "form": {
+                "observed_at": _local_input(datetime.now(UTC), _tz(request)),
+                "id": str(new_observation_id()),
+                "school_id": str(user.school_id or ""),
+                "rubric": f"{offered[0].slug}:{offered[0].version}" if offered else "",
+                **form,
+            },
+            "errors": errors,
+            "fixed_school": user.role in (Role.observer, Role.principal),
+        },
+        status_code=status_code,
+    )
+
+
+@router.post("/observations", response_class=HTMLResponse)
+async def start(request: Request, user: Recorder, session: SessionDep) -> Response:
+    """Create the draft and open the capture page."""
+    form = await request.form()
+    raw = {
+        k: str(form.get(k, ""))
+        for k in (
+            "id",
+            "teacher",
+            "school_id",
+            "rubric",
+            "grade",
+            "subject",
+            "observed_at",
+            "tz_offset",
+        )
+    }
+    errors: dict[str, str] = {}
+    try:
+        obs_id = uuid.UUID(raw["id"])
+    except ValueError:
+        obs_id = new_observation_id()
+    slug, _, version = raw["rubric"].partition(":")
+    observed_at = _parse_local(raw["observed_at"], raw["tz_offset"], _tz(request))
+    if observed_at is None:
+        errors["observed_at"] = "Enter the date and time of the visit."
+    if not version.isdigit():
+        errors["rubric"] = "Choose a rubric."
+    school_id = int(raw["school_id"]) if raw["school_id"].isdigit() else user.school_id
+    teacher = _match_teacher(session, user, raw["teacher"], school_id)
+    if not raw["teacher"].strip():
+        errors["teacher"] = "Choose a teacher or type their name."
+    if errors:
+        return _start_page(request, session, user, raw, errors, status_code=422)
+    assert observed_at is not None
+    existing = session.get(Observation, obs_id)
+    if existing is not None and existing.observer_id == user.id:
+        return RedirectResponse(
+            f"/observations/{obs_id}/edit", status_code=303
+        )  # a resubmitted form
+    if existing is not None:
+        obs_id = new_observation_id()
+    payload = service.ObservationPayload(
+        rubric_slug=slug,
+        rubric_version=int(version),
+        teacher_id=teacher.id if teacher else None,
+        teacher_name="" if teacher else raw["teacher"].strip()[:200],
+        school_id=school_id,
+        grade=raw["grade"][:10],
+        subject=raw["subject"][:200],
+        observed_at=observed_at,
+    )
+    try:
+        service.save(session=session, user=user, obs_id=obs_id, payload=payload)
+    except Invalid as exc:
+        errors = {str(d["field"]): str(d["message"]) for d in exc.details}
+        return _start_page(request, session, user, raw, errors, status_code=422)
+    return RedirectResponse(f"/observations/{obs_id}/edit", status_code=303)
+
+
+def _match_teacher(
+    session: Session, user: User, name: str, school_id: int | None
+) -> Teacher | None:
+    """The roster teacher with exactly this name (at the chosen school when there are several)."""
+    wanted = name.strip().casefold()
+    matches = [t for t in _teachers_for(session, user) if t.name.casefold() == wanted]
+    if len(matches) > 1:
+        matches = [t for t in matches if t.school_id == school_id]
+    return matches[0] if len(matches) == 1 else None
+
+
+# --- capture -------------------------------------------------------------------------------------
+
+
+def _capture_context(
+    session: Session, obs: Observation, state: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    rubric = session.get(RubricVersion, obs.rubric_version_id)
+    assert rubric is not None
+    definition = RubricDefinition.model_validate(rubric.content)
+    return {
+        "obs": obs,
+        "rubric": rubric,
+        "definition": definition,
+        "state": state or _state_from(obs),
+        "errors": {},
+    }
+
+
+def _state_from(obs: Observation) -> dict[str, Any]:
+    """The form's fields as strings, from a saved observation."""
+    values: dict[str, dict[str, str]] = {}
+    for key, entry in obs.values.items():
+        value = entry.get("value")
+        if entry.get("not_observed"):
+            shown = "na"
+        elif isinstance(value, bool):
+            shown = "yes" if value else "no"
+        else:
+            shown = "" if value is None else str(value)
+        values[key] = {"value": shown, "evidence": entry.get("evidence", "")}
+    return {
+        "values": values,
+        "notes": obs.notes,
+        "tags": ", ".join(obs.tags),
+        "overall_notes": obs.overall_notes,
+        "duration_minutes": ""
+        if obs.duration_seconds is None
+        else str(round(obs.duration_seconds / 60)),
+    }
+
+
+@router.get("/observations/{obs_id}/edit", response_class=HTMLResponse)
+def capture_page(
+    request: Request, user: CurrentUser, session: SessionDep, obs_id: uuid.UUID
+) -> Response:
+    """The capture page: one card per item, large controls, evidence and timed notes."""
+    obs = service.get_own(session=session, user=user, obs_id=obs_id)
+    return render(request, "observations/capture.html", _capture_context(session, obs))
+
+
+@router.post("/observations/{obs_id}", response_class=HTMLResponse)
+async def save_capture(
+    request: Request, user: CurrentUser, session: SessionDep, obs_id: uuid.UUID
+) -> Response:
+    """Save the capture form (draft, review, or submit); errors come back beside each item."""
+    obs = service.get_own(session=session, user=user, obs_id=obs_id)
+    context = _capture_context(session, obs)
+    form = await request.form()
+    action = str(form.get("action", "draft"))
+    payload, state, errors = parse_capture_form(
+        form, context["definition"], service.payload_of(obs, context["rubric"])
+    )
+    context["state"] = state
+    if payload is not None and not errors:
+        if action == "submit":
+            payload = payload.model_copy(update={"status": ObservationStatus.submitted})
+        try:
+            service.save(session=session, user=user, obs_id=obs.id, payload=payload)
+        except Invalid as exc:
+            errors = {str(d["field"]): str(d["message"]) for d in exc.details}
+    if errors:
+        context["errors"] = errors
+        context["problem"] = "Nothing was lost: fix the marked items and save again."
+        return render(request, "observations/capture.html", context, status_code=422)
+    if action == "review":
+        return RedirectResponse(f"/observations/{obs.id}/review", status_code=303)
+    if action == "submit":
+        return RedirectResponse(f"/observations/{obs.id}?submitted=1", status_code=303)
+    return RedirectResponse(f"/observations/{obs.id}/edit?saved=1", status_code=303)
+
+
+def parse_capture_form(
+    form: FormData, definition: RubricDefinition, current: service.ObservationPayload
+) -> tuple[service.ObservationPayload | None, dict[str, Any], dict[str, str]]:
+    """Read the capture form into a payload; returns the typed state and per-field errors."""
+    errors: dict[str, str] = {}
+    values: dict[str, service.ItemValue] = {}
+    state_values: dict[str, dict[str, str]] = {}
+    for _s, item in definition.items():
+        raw = str(form.get(f"item-{item.key}", "")).strip()
+        evidence = str(form.get(f"evidence-{item.key}", ""))[: service.MAX_TEXT]
+        if item.kind == "check":
+            raw = "yes" if raw in ("yes", "on", "true") else "no"
+        state_values[item.key] = {"value": raw, "evidence": evidence}
+        entry: dict[str, Any] = {"evidence": evidence}
+        if raw == "na":
+            entry["not_observed"] = True
+        elif raw == "":
+            pass
+        elif item.kind == "check":
+            entry["value"] = raw == "yes"
+        elif item.kind == "text":
+            entry["value"] = raw[: service.MAX_TEXT]
+        else:
+            try:
+                entry["value"] = int(raw)
+            except ValueError:
+                errors[item.key] = (
+                    "Enter a whole number." if item.kind == "count" else "Choose a level."
+                )
+                continue
+        if entry.get("value") is not None or entry.get("not_observed") or evidence:
+            values[item.key] = service.ItemValue.model_validate(entry)
+    notes = []
+    for minute, text in zip(form.getlist("note_minute"), form.getlist("note_text"), strict=False):
+        text = str(text).strip()
+        if text:
+            m = str(minute).strip()
+            notes.append({"minute": int(m) if m.isdigit() else 0, "text": text[: service.MAX_TEXT]})
+    tags = [t.strip()[:50] for t in str(form.get("tags", "")).split(",") if t.strip()][:30]
+    minutes = str(form.get("duration_minutes", "")).strip()
+    state = {
+        "values": state_values,
+        "notes": notes,
+        "tags": str(form.get("tags", "")),
+        "overall_notes": str(form.get("overall_notes", "")),
+        "duration_minutes": minutes,
+    }
+    if minutes and not (minutes.isdigit() and int(minutes) <= 24 * 60):
+        errors["duration_minutes"] = "Enter the number of minutes."
+    if errors:
+        return None, state, errors
+    try:
+        payload = current.model_copy(
+            update={
+                "values": values,
+                "notes": [service.TimedNote.model_validate(n) for n in notes],
+                "tags": list(dict.fromkeys(tags)),
+                "overall_notes": str(form.get("overall_notes", ""))[: service.MAX_TEXT],
+                "duration_seconds": int(minutes) * 60 if minutes else None,
+            }
+        )
+    except ValidationError as exc:
+        return None, state, {"overall_notes": str(exc.errors()[0]["msg"])}
+    return payload, state, errors
+
+
+# --- review, read, history -----------------------------------------------------------------------
+
+
+@router.get("/observations/{obs_id}/review", response_class=HTMLResponse)
+def review_page(
+    request: Request, user: CurrentUser, session: SessionDep, obs_id: uuid.UUID
+) -> Response:
+    """Everything recorded, with unanswered items listed before Submit."""
+    obs = service.get_own(session=session, user=user, obs_id=obs_id)
+    context = _read_context(session, obs)
+    context["missing"] = service.unanswered(context["definition"], obs.values)
+    return render(request, "observations/review.html", context)
+
+
+@router.post("/observations/{obs_id}/submit")
+def submit(
+    user: CurrentUser,
+    session: SessionDep,
+    obs_id: uuid.UUID,
+    revision: Annotated[int, Form()],
+) -> Response:
+    """Submit the reviewed revision (a stale review page is sent back to the capture page)."""
+    obs = service.get_own(session=session, user=user, obs_id=obs_id)
+    if revision != obs.revision:
+        return RedirectResponse(f"/observations/{obs.id}/review?stale=1", status_code=303)
+    rubric = session.get(RubricVersion, obs.rubric_version_id)
+    assert rubric is not None
+    payload = service.payload_of(obs, rubric).model_copy(
+        update={"status": ObservationStatus.submitted}
+    )
+    service.save(session=session, user=user, obs_id=obs.id, payload=payload)
+    return RedirectResponse(f"/observations/{obs.id}?submitted=1", status_code=303)
+
+
+def _read_context(session: Session, obs: Observation) -> dict[str, Any]:
+    rubric = session.get(RubricVersion, obs.rubric_version_id)
+    assert rubric is not None
+    definition = RubricDefinition.model_validate(rubric.content)
+    observer = session.get(User, obs.observer_id)
+    school = accounts.get_school(session=session, school_id=obs.school_id)
+    return {
+        "obs": obs,
+        "rubric": rubric,
+        "definition": definition,
+        "observer": observer,
+        "school": school,
+        "display": service.display_value,
+    }
+
+
+@router.get("/observations/{obs_id}", response_class=HTMLResponse)
+def read_page(
+    request: Request, user: CurrentUser, session: SessionDep, obs_id: uuid.UUID
+) -> Response:
+    """One observation as recorded."""
+    obs = service.get_visible(session=session, user=user, obs_id=obs_id, deleted=True)
+    context = _read_context(session, obs)
+    context["can_edit"] = obs.observer_id == user.id and obs.deleted_at is None
+    return render(request, "observations/read.html", context)
+
+
+@router.get("/observations/{obs_id}/history", response_class=HTMLResponse)
+def history_page(
+    request: Request, user: CurrentUser, session: SessionDep, obs_id: uuid.UUID
+) -> Response:
+    """Every revision: who changed what, and when."""
+    obs = service.get_visible(session=session, user=user, obs_id=obs_id, deleted=True)
+    context = _read_context(session, obs)
+    context["revisions"] = service.history(
+        session=session, obs=obs, definition=context["definition"]
+    )
+    return render(request, "observations/history.html", context)
+
+
+@router.post("/observations/{obs_id}/delete")
+def delete(user: CurrentUser, session: SessionDep, obs_id: uuid.UUID) -> Response:
+    """Admins tombstone an observation: hidden from lists and exports, restorable."""
+    if user.role != Role.admin:
+        raise Forbidden("Only an admin may delete observations.")
+    obs = service.get_visible(session=session, user=user, obs_id=obs_id)
+    service.set_deleted(session=session, admin=user, obs=obs, deleted=True)
+    return RedirectResponse(f"/observations/{obs.id}", status_code=303)
+
+
+@router.post("/observations/{obs_id}/restore")
+def restore(user: CurrentUser, session: SessionDep, obs_id: uuid.UUID) -> Response:
+    """Admins bring a deleted observation back."""
+    if user.role != Role.admin:
+        raise Forbidden("Only an admin may restore observations.")
+    obs = service.get_visible(session=session, user=user, obs_id=obs_id, deleted=True)
+    service.set_deleted(session=session, admin=user, obs=obs, deleted=False)
+    return RedirectResponse(f"/observations/{obs.id}", status_code=303)
+
+
+# --- lists ---------------------------------------------------------------------------------------
+
+
+def _filters(request: Request, params: dict[str, str]) -> tuple[service.Filters, dict[str, str]]:
+    """Filters from query parameters; bad values are ignored and reported, never a 500."""
+    tz = _tz(request)
+    f = service.Filters()
+    notes: dict[str, str] = {}
+
+    def day(name: str) -> datetime | None:
+        raw = params.get(name, "")
+        if not raw:
+            return None
+        try:
+            return datetime.combine(date.fromisoformat(raw), datetime.min.time(), tzinfo=tz)
+        except ValueError:
+            notes[name] = "Use a date like 2026-11-22."
+            return None
+
+    f.date_from = day("from")
+    end = day("to")
+    f.date_to = end + timedelta(days=1) if end else None
+    for name in ("school_id", "teacher_id", "observer_id", "rubric_version_id"):
+        raw = params.get(name, "")
+        if raw.isdigit():
+            setattr(f, name, int(raw))
+    if params.get("status") in ("draft", "submitted"):
+        f.status = ObservationStatus(params["status"])
+    f.rubric_slug = params.get("rubric") or None
+    f.deleted = params.get("deleted") == "1"
+    return f, notes
+
+
+@router.get("/observations", response_class=HTMLResponse)
+def list_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    """Observations this role may read, with filters; the table is an htmx block."""
+    params = {k: v[:100] for k, v in request.query_params.items()}
+    filters, notes = _filters(request, params)
+    observations = service.list_observations(session=session, user=user, filters=filters)
+    return render(
+        request,
+        "observations/list.html",
+        {**_lookups(session, user), "observations": observations, "params": params, "notes": notes},
+        block="results",
+    )
+
+
+def _lookups(session: Session, user: User) -> dict[str, Any]:
+    scoped_school = user.school_id if user.role in (Role.observer, Role.principal) else None
+    schools = accounts.list_schools(session=session)
+    return {
+        "schools": {s.id: s for s in schools},
+        "school_choices": [s for s in schools if scoped_school is None or s.id == scoped_school],
+        "observers": {u.id: u for u in session.exec(select(User))},
+        "rubric_versions": {
+            r.id: r for r in session.exec(select(RubricVersion).order_by(col(RubricVersion.slug)))
+        },
+        "teachers": _teachers_for(session, user),
+    }
+
+
+@router.get("/teachers/{teacher_id}", response_class=HTMLResponse)
+def teacher_page(
+    request: Request, user: CurrentUser, session: SessionDep, teacher_id: int
+) -> Response:
+    """One teacher's observations over time (only those this role may read)."""
+    teacher = session.get(Teacher, teacher_id)
+    if teacher is None or (
+        user.role in (Role.observer, Role.principal) and teacher.school_id != user.school_id
+    ):
+        raise NotFound("There is no teacher at this address on your roster.")
+    observations = service.list_observations(
+        session=session, user=user, filters=service.Filters(teacher_id=teacher_id)
+    )
+    return render(
+        request,
+        "observations/teacher.html",
+        {**_lookups(session, user), "teacher": teacher, "observations": observations},
+    )
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+def dashboard_page(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    by: Annotated[str, Query(pattern="^(school|month)$")] = "school",
+) -> Response:
+    """Per item of a rubric version, the distribution of levels by school or by month."""
+    params = {k: v[:100] for k, v in request.query_params.items()}
+    filters, notes = _filters(request, params)
+    versions = rubrics.list_versions(session=session, user=user)
+    chosen = next((v for v in versions if str(v.id) == params.get("rubric_version_id")), None)
+    chosen = chosen or (versions[0] if versions else None)
+    charts: list[tuple[service.Distribution, str]] = []
+    count = 0
+    if chosen is not None:
+        distributions, count = service.dashboard(
+            session=session,
+            user=user,
+            rubric=chosen,
+            filters=filters,
+            by="month" if by == "month" else "school",
+        )
+        charts = [(d, _chart(d)) for d in distributions]
+    return render(
+        request,
+        "observations/dashboard.html",
+        {
+            **_lookups(session, user),
+            "versions": versions,
+            "chosen": chosen,
+            "charts": charts,
+            "count": count,
+            "params": params,
+            "notes": notes,
+            "by": by,
+        },
+    )
+
+
+def _chart(d: service.Distribution) -> str:
+    rows = [
+        (group, [counts.get(value, 0) for value, _label in d.levels])
+        for group, counts in d.groups.items()
+    ]
+    return stacked_bars(rows, [f"{value} {label}" for value, label in d.levels], title=d.item.title)
