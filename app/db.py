@@ -62,6 +62,7 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
@@ -69,11 +70,24 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # We emit BEGIN ourselves (below), so writes can take the write lock up front.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A transaction that reads and then writes must hold SQLite's write lock from its
+    # first statement: a deferred one can fail with SQLITE_BUSY on its first write when
+    # another writer committed in between, which busy_timeout cannot wait out.
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def alembic_config(url: str) -> Config:
@@ -93,6 +107,8 @@ def get_session(request: Request) -> Iterator[Session]:
     """One session per request: commit on success, roll back on error."""
     engine: Engine = request.app.state.engine
     with Session(engine, expire_on_commit=False) as session:
+        if request.method in WRITE_METHODS and engine.dialect.name == "sqlite":
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
         try:
             yield session
             session.commit()

@@ -106,6 +106,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         names = ", ".join(f'"{t}"' for t in tables)
         if names:
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        conn.execute(text("INSERT INTO change_counter (id, value) VALUES (1, 0)"))
     engine.dispose()
     return url
 

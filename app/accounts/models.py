@@ -66,6 +66,8 @@ class Teacher(SQLModel, table=True):
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
 
+    change_seq: int = Field(default=0, index=True)
+
     @property
     def grade_list(self) -> list[str]:
         """Grades as a list in roster order."""

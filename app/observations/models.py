@@ -54,6 +54,8 @@ class Observation(SQLModel, table=True):
     )
     deleted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     deleted_by_id: int | None = Field(default=None, foreign_key="user.id")
+    # Position in the server's change sequence (see app.sync.service.next_seq), for pull.
+    change_seq: int = Field(default=0, index=True)
 
 
 class ObservationRevision(SQLModel, table=True):
@@ -71,9 +73,33 @@ class ObservationRevision(SQLModel, table=True):
     )
     snapshot: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     content_hash: str = Field(max_length=64)
+    device_id: str | None = Field(default=None, max_length=100)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
+
+
+class ObservationConflict(SQLModel, table=True):
+    """A version pushed from a device that had not seen the server's newer revision.
+
+    It is kept (never dropped) until its observer resolves it: keep the server's version, or
+    apply this one as a new revision.
+    """
+
+    __tablename__ = "observation_conflict"
+
+    id: int | None = Field(default=None, primary_key=True)
+    observation_id: uuid.UUID = Field(foreign_key="observation.id", index=True)
+    base_revision: int
+    server_revision: int
+    snapshot: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    content_hash: str = Field(max_length=64)
+    device_id: str | None = Field(default=None, max_length=100)
+    received_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+    resolved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    resolution: str | None = Field(default=None, max_length=20)
 
 
 def new_observation_id() -> uuid.UUID:

@@ -372,6 +372,7 @@ def sync_rubrics(engine: Engine, root: Path = RUBRICS_DIR) -> SyncReport:
     for attempt in range(3):
         try:
             with Session(engine) as session:
+                session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
                 if engine.dialect.name == "postgresql":
                     # App servers starting together load one at a time; the rest then verify.
                     session.connection().execute(

@@ -38,3 +38,4 @@ class RubricVersion(SQLModel, table=True):
     loaded_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
+    change_seq: int = Field(default=0, index=True)

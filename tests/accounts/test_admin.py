@@ -99,11 +99,13 @@ def test_admin_deactivates_and_reactivates_a_user(
         f"/admin/users/{world.observer.id}/active", data={"active": "false", "csrf_token": token}
     )
     assert "Deactivated" in response.text
+    session.rollback()  # end the read snapshot: see what the app committed
     session.expire_all()
     assert session.get(User, world.observer.id).active is False  # type: ignore[union-attr]
     client.post(
         f"/admin/users/{world.observer.id}/active", data={"active": "true", "csrf_token": token}
     )
+    session.rollback()  # end the read snapshot: see what the app committed
     session.expire_all()
     assert session.get(User, world.observer.id).active is True  # type: ignore[union-attr]
 

@@ -129,6 +129,7 @@ def test_login_rehashes_nothing_and_records_last_login(
     client: TestClient, world: World, session: Session
 ) -> None:
     login(client, world.observer)
+    session.rollback()  # end the read snapshot: see what the app committed
     session.expire_all()
     user = service.get_user(session=session, user_id=world.observer.id)  # type: ignore[arg-type]
     assert user.last_login_at is not None

@@ -56,6 +56,7 @@ def test_reimporting_the_same_file_changes_nothing(world: World, session: Sessio
     assert (first.teachers_created, first.teachers_updated) == (2, 1)
     assert (second.teachers_created, second.teachers_updated, second.schools_created) == (0, 0, 0)
     assert second.teachers_unchanged == 3
+    session.rollback()  # end the read snapshot: see what the app committed
     session.expire_all()
     assert [
         (t.id, t.name, t.grades, t.updated_at) for t in session.exec(select(Teacher))

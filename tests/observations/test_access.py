@@ -148,6 +148,7 @@ def test_admin_deletes_to_a_tombstone_and_restores(
     assert (
         client.post(f"/observations/{obs.id}/delete", data={"csrf_token": token}).status_code == 303
     )
+    session.rollback()  # end the read snapshot: see what the app committed
     session.expire_all()
     assert session.get(Observation, obs.id).deleted_at is not None  # type: ignore[union-attr]
     assert str(obs.id) not in _listed(client)

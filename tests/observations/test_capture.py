@@ -150,6 +150,7 @@ def test_values_of_every_kind_are_saved(client: TestClient, world: World, sessio
         },
     )
     assert response.status_code == 303
+    session.rollback()  # end the read snapshot: see what the app committed
     session.expire_all()
     obs = session.get(Observation, obs_id)
     assert obs is not None
@@ -208,6 +209,7 @@ def test_invalid_values_are_shown_beside_each_item_and_nothing_typed_is_lost(
     assert "Choose one of the levels 1, 2, 3, 4, 5." in response.text
     assert "A tally cannot be negative." in response.text
     assert "A tally can be at most 200." in response.text
+    session.rollback()  # end the read snapshot: see what the app committed
     session.expire_all()
     assert session.get(Observation, obs_id).revision == 1  # type: ignore[union-attr]
 
@@ -241,6 +243,7 @@ def test_review_lists_unanswered_items_then_submit(
         f"/observations/{obs_id}/submit", data={"csrf_token": token, "revision": revision}
     )
     assert done.headers["location"] == f"/observations/{obs_id}?submitted=1"
+    session.rollback()  # end the read snapshot: see what the app committed
     session.expire_all()
     obs = session.get(Observation, obs_id)
     assert obs is not None
@@ -270,6 +273,7 @@ def test_amending_after_submit_adds_revisions_and_history_shows_the_diff(
         action="draft",
         **{"item-overall_discourse": "4", "evidence-overall_discourse": "Students debated"},
     )
+    session.rollback()  # end the read snapshot: see what the app committed
     session.expire_all()
     obs = session.get(Observation, obs_id)
     assert obs is not None
@@ -291,5 +295,6 @@ def test_saving_unchanged_content_makes_no_new_revision(
     obs_id = _start(client, token)
     _capture(client, obs_id, token, action="draft", **{"item-overall_discourse": "3"})
     _capture(client, obs_id, token, action="draft", **{"item-overall_discourse": "3"})
+    session.rollback()  # end the read snapshot: see what the app committed
     session.expire_all()
     assert session.get(Observation, obs_id).revision == 2  # type: ignore[union-attr]
