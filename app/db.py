@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from alembic import command
 from alembic.config import Config
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel, create_engine
@@ -88,6 +88,28 @@ def _sqlite_begin(conn: Any) -> None:
 
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def next_seq(session: Session) -> int:
+    """This transaction's position in the change sequence (one value per transaction).
+
+    The counter row stays locked until commit, so transactions commit in counter order and
+    the committed value is a pull cursor that no later commit can slip in under.
+    """
+    transaction = session.get_transaction()
+    cached = session.info.get("change_seq")
+    if cached is not None and cached[0] is transaction:
+        return int(cached[1])
+    value = session.execute(
+        text("UPDATE change_counter SET value = value + 1 WHERE id = 1 RETURNING value")
+    ).scalar_one()
+    session.info["change_seq"] = (transaction, value)
+    return int(value)
+
+
+def current_seq(session: Session) -> int:
+    """The committed change counter: everything at or below it is visible to this reader."""
+    return int(session.execute(text("SELECT value FROM change_counter WHERE id = 1")).scalar_one())
 
 
 def alembic_config(url: str) -> Config:

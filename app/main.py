@@ -3,6 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
@@ -20,6 +21,8 @@ from app.observations.routes import router as observations_router
 from app.rubrics.loader import RubricProblems, sync_rubrics
 from app.rubrics.routes import router as rubrics_router
 from app.security import verify_csrf
+from app.sync.routes import extra_openapi_schemas
+from app.sync.routes import router as sync_router
 from app.web import APP_DIR
 
 SECURITY_HEADERS = [
@@ -71,6 +74,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
+def _document_push_items(app: FastAPI) -> None:
+    """Add the push item schemas to the OpenAPI components."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                extra_openapi_schemas()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for the given settings (default: from the environment)."""
     settings = settings or get_settings()
@@ -102,6 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_router)
     app.include_router(rubrics_router)
     app.include_router(observations_router)
+    app.include_router(sync_router)
+    _document_push_items(app)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from app.accounts.models import GRADES, ROLES_WITH_SCHOOL, LoginFailure, Role, School, Teacher, User
 from app.config import Settings
-from app.db import utcnow
+from app.db import next_seq, utcnow
 from app.errors import Invalid, NotFound, TooManyRequests
 from app.security import hash_password, verify_password
 
@@ -299,7 +299,13 @@ def _upsert_teacher(session: Session, r: RosterRow, school: School, report: Rost
     if teacher is None:
         assert school.id is not None
         session.add(
-            Teacher(name=r.teacher, school_id=school.id, grades=grades, district_id=r.district_id)
+            Teacher(
+                name=r.teacher,
+                school_id=school.id,
+                grades=grades,
+                district_id=r.district_id,
+                change_seq=next_seq(session),
+            )
         )
         report.teachers_created += 1
         return
@@ -311,6 +317,7 @@ def _upsert_teacher(session: Session, r: RosterRow, school: School, report: Rost
     assert school.id is not None
     teacher.name, teacher.school_id, teacher.grades = r.teacher, school.id, grades
     teacher.district_id, teacher.active, teacher.updated_at = r.district_id, True, utcnow()
+    teacher.change_seq = next_seq(session)
     session.add(teacher)
     report.teachers_updated += 1
 

@@ -371,6 +371,9 @@ def read_page(
     obs = service.get_visible(session=session, user=user, obs_id=obs_id, deleted=True)
     context = _read_context(session, obs)
     context["can_edit"] = obs.observer_id == user.id and obs.deleted_at is None
+    context["open_conflicts"] = (
+        service.count_open_conflicts(session=session, obs=obs) if context["can_edit"] else 0
+    )
     return render(request, "observations/read.html", context)
 
 

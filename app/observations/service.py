@@ -10,13 +10,18 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from sqlalchemy import ColumnElement, and_, false, or_, true
+from sqlalchemy import ColumnElement, and_, false, func, or_, true
 from sqlmodel import Session, col, select
 
 from app.accounts.models import Role, School, Teacher, User
-from app.db import utcnow
+from app.db import next_seq, utcnow
 from app.errors import Forbidden, Invalid, NotFound
-from app.observations.models import Observation, ObservationRevision, ObservationStatus
+from app.observations.models import (
+    Observation,
+    ObservationConflict,
+    ObservationRevision,
+    ObservationStatus,
+)
 from app.rubrics.loader import CheckItem, CountItem, RubricDefinition, ScaleItem, TextItem
 from app.rubrics.models import RubricStatus, RubricVersion
 
@@ -141,50 +146,103 @@ class Resolved:
     teacher: Teacher | None
 
 
+class Resolver:
+    """Looks up what payloads refer to, with caches so a batch of 100 costs a few queries."""
+
+    def __init__(self, session: Session, user: User) -> None:
+        self.session, self.user = session, user
+        self._rubrics: dict[tuple[str, int], RubricVersion | None] = {}
+        self._definitions: dict[int, tuple[RubricDefinition, dict[str, Any]]] = {}
+        self._teachers: dict[int, Teacher | None] = {}
+        self._schools: dict[int, School | None] = {}
+
+    def rubric(self, slug: str, version: int) -> RubricVersion | None:
+        """A rubric version by slug and number."""
+        key = (slug, version)
+        if key not in self._rubrics:
+            self._rubrics[key] = self.session.exec(
+                select(RubricVersion).where(
+                    RubricVersion.slug == slug, RubricVersion.version == version
+                )
+            ).first()
+        return self._rubrics[key]
+
+    def definition(self, rubric: RubricVersion) -> tuple[RubricDefinition, dict[str, Any]]:
+        """The validated definition of a version and its items by key."""
+        assert rubric.id is not None
+        if rubric.id not in self._definitions:
+            definition = RubricDefinition.model_validate(rubric.content)
+            self._definitions[rubric.id] = (
+                definition,
+                {item.key: item for _s, item in definition.items()},
+            )
+        return self._definitions[rubric.id]
+
+    def teacher(self, teacher_id: int) -> Teacher | None:
+        """A roster teacher by id."""
+        if teacher_id not in self._teachers:
+            self._teachers[teacher_id] = self.session.get(Teacher, teacher_id)
+        return self._teachers[teacher_id]
+
+    def school(self, school_id: int) -> School | None:
+        """A school by id."""
+        if school_id not in self._schools:
+            self._schools[school_id] = self.session.get(School, school_id)
+        return self._schools[school_id]
+
+    def resolve(self, payload: ObservationPayload, pinned_rubric_id: int | None) -> Resolved:
+        """Check the rubric version, teacher and school a payload names; raises Invalid.
+
+        pinned_rubric_id: the version an existing observation already uses (it stays usable
+        after it is retired).
+        """
+        user = self.user
+        errors: list[dict[str, str]] = []
+        rubric = self.rubric(payload.rubric_slug, payload.rubric_version)
+        if rubric is None or rubric.status == RubricStatus.draft:
+            raise Invalid(
+                f"Unknown rubric version {payload.rubric_slug} v{payload.rubric_version}.",
+                details=[{"field": "rubric", "message": "This rubric version is not published."}],
+            )
+        if rubric.status == RubricStatus.retired and rubric.id != pinned_rubric_id:
+            raise Invalid(
+                f"{rubric.title} v{rubric.version} is retired; "
+                "start new observations on a current version.",
+                details=[{"field": "rubric", "message": "This rubric version is retired."}],
+            )
+        teacher: Teacher | None = None
+        school: School | None = None
+        if payload.teacher_id is not None:
+            teacher = self.teacher(payload.teacher_id)
+            if teacher is None or not _may_observe_at(user, teacher.school_id):
+                errors.append({"field": "teacher", "message": "Choose a teacher from your roster."})
+            else:
+                school = self.school(teacher.school_id)
+        elif not payload.teacher_name:
+            errors.append({"field": "teacher", "message": "Choose a teacher or type their name."})
+        if school is None and not errors:
+            school_id = payload.school_id if payload.school_id is not None else user.school_id
+            school = self.school(school_id) if school_id is not None else None
+            if school is None or not _may_observe_at(user, school.id):
+                errors.append({"field": "school", "message": "Choose the school you observed in."})
+        if errors:
+            raise Invalid("The observation could not be saved.", details=errors)
+        assert school is not None
+        definition, _items = self.definition(rubric)
+        return Resolved(rubric, definition, school, teacher)
+
+    def item_errors(self, resolved: Resolved, values: dict[str, ItemValue]) -> dict[str, str]:
+        """Per-item problems of values against the resolved rubric version."""
+        _definition, items = self.definition(resolved.rubric)
+        return _item_errors(resolved.definition, items, values)
+
+
 def resolve(
     *, session: Session, user: User, payload: ObservationPayload, existing: Observation | None
 ) -> Resolved:
     """Check the rubric version, teacher and school a payload names; raises Invalid."""
-    errors: list[dict[str, str]] = []
-    rubric = session.exec(
-        select(RubricVersion).where(
-            RubricVersion.slug == payload.rubric_slug,
-            RubricVersion.version == payload.rubric_version,
-        )
-    ).first()
-    same_version = (
-        existing is not None and rubric is not None and rubric.id == existing.rubric_version_id
-    )
-    if rubric is None or rubric.status == RubricStatus.draft:
-        raise Invalid(
-            f"Unknown rubric version {payload.rubric_slug} v{payload.rubric_version}.",
-            details=[{"field": "rubric", "message": "This rubric version is not published."}],
-        )
-    if rubric.status == RubricStatus.retired and not same_version:
-        raise Invalid(
-            f"{rubric.title} v{rubric.version} is retired; "
-            "start new observations on a current version.",
-            details=[{"field": "rubric", "message": "This rubric version is retired."}],
-        )
-    teacher: Teacher | None = None
-    school: School | None = None
-    if payload.teacher_id is not None:
-        teacher = session.get(Teacher, payload.teacher_id)
-        if teacher is None or not _may_observe_at(user, teacher.school_id):
-            errors.append({"field": "teacher", "message": "Choose a teacher from your roster."})
-        else:
-            school = session.get(School, teacher.school_id)
-    elif not payload.teacher_name:
-        errors.append({"field": "teacher", "message": "Choose a teacher or type their name."})
-    if school is None and not errors:
-        school_id = payload.school_id if payload.school_id is not None else user.school_id
-        school = session.get(School, school_id) if school_id is not None else None
-        if school is None or not _may_observe_at(user, school.id):
-            errors.append({"field": "school", "message": "Choose the school you observed in."})
-    if errors:
-        raise Invalid("The observation could not be saved.", details=errors)
-    assert school is not None
-    return Resolved(rubric, RubricDefinition.model_validate(rubric.content), school, teacher)
+    pinned = existing.rubric_version_id if existing is not None else None
+    return Resolver(session, user).resolve(payload, pinned)
 
 
 def _may_observe_at(user: User, school_id: int | None) -> bool:
@@ -195,7 +253,12 @@ def _may_observe_at(user: User, school_id: int | None) -> bool:
 
 def item_errors(definition: RubricDefinition, values: dict[str, ItemValue]) -> dict[str, str]:
     """Per-item problems: a value must fit its item's kind and scale."""
-    items = {item.key: item for _s, item in definition.items()}
+    return _item_errors(definition, {item.key: item for _s, item in definition.items()}, values)
+
+
+def _item_errors(
+    definition: RubricDefinition, items: dict[str, Any], values: dict[str, ItemValue]
+) -> dict[str, str]:
     errors: dict[str, str] = {}
     for key, entry in values.items():
         item = items.get(key)
@@ -303,6 +366,7 @@ def save(
     )
     apply_payload(obs, payload, resolved, digest, now)
     obs.revision += 1
+    obs.change_seq = next_seq(session)
     session.add(obs)
     session.flush()
     session.add(
@@ -361,11 +425,25 @@ def payload_of(obs: Observation, rubric: RubricVersion) -> ObservationPayload:
     )
 
 
+def count_open_conflicts(*, session: Session, obs: Observation) -> int:
+    """How many versions sent from devices wait for the observer to choose."""
+    stmt = (
+        select(func.count())
+        .select_from(ObservationConflict)
+        .where(
+            col(ObservationConflict.observation_id) == obs.id,
+            col(ObservationConflict.resolved_at).is_(None),
+        )
+    )
+    return int(session.exec(stmt).one())
+
+
 def set_deleted(*, session: Session, admin: User, obs: Observation, deleted: bool) -> Observation:
     """Tombstone (or restore) an observation; it is never removed from the database."""
     obs.deleted_at = utcnow() if deleted else None
     obs.deleted_by_id = admin.id if deleted else None
     obs.updated_at = utcnow()
+    obs.change_seq = next_seq(session)
     session.add(obs)
     session.flush()
     return obs

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from app.db import utcnow
+from app.db import next_seq, utcnow
 from app.rubrics.models import RubricStatus, RubricVersion
 
 RUBRICS_DIR = Path(__file__).resolve().parent
@@ -407,6 +407,7 @@ def sync_session(session: Session, files: list[tuple[Path, RubricDefinition]]) -
                     content_hash=digest,
                     content=d.model_dump(mode="json"),
                     published_at=now if d.status != RubricStatus.draft else None,
+                    change_seq=next_seq(session),
                 )
             )
             report.inserted.append(label)
@@ -443,6 +444,7 @@ def sync_session(session: Session, files: list[tuple[Path, RubricDefinition]]) -
             row.published_at = now
         row.status, row.title, row.content_hash = d.status, d.title, digest
         row.content = d.model_dump(mode="json")
+        row.change_seq = next_seq(session)
         session.add(row)
         report.updated.append(label)
     if errors:

@@ -1,0 +1,176 @@
+"""The sync API (push, pull, ping, session) and the page to resolve conflicting versions."""
+
+import json
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from app.db import SessionDep
+from app.errors import BadRequest, Forbidden, Invalid
+from app.observations import service as observations
+from app.rubrics.loader import RubricDefinition
+from app.rubrics.models import RubricVersion
+from app.security import CurrentUser, OptionalUser, csrf_token
+from app.sync import service
+from app.web import render
+
+router = APIRouter()
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class PushRequest(BaseModel):
+    """A batch from one device's outbox."""
+
+    device_id: str = Field(max_length=100, description="A random id the device keeps.")
+    items: list[Any] = Field(
+        description=f"At most {service.MAX_BATCH} PushItem objects; each is handled on its own.",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/PushItem"}},
+    )
+
+
+class PushResponse(BaseModel):
+    """One result per pushed item, in the order sent."""
+
+    results: list[service.ItemResult]
+
+
+@router.post("/api/sync/push", tags=["sync"], response_model=PushResponse)
+async def push(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    """Send observations made on a device. Each item gets its own result: created, updated,
+    duplicate (already stored: an idempotent replay), conflict (the server moved on; both
+    versions are kept) or rejected (with a reason). One bad item never fails the others."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        return _too_large()
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return _too_large()
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise BadRequest("The request body is not JSON.") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+        raise Invalid(
+            'Send {"device_id": "...", "items": [{"id", "base_revision", "payload"}, ...]}.',
+            details=[{"field": "items", "message": "a list of items is required"}],
+        )
+    device_id = data.get("device_id")
+    if not isinstance(device_id, str) or not 0 < len(device_id) <= 100:
+        raise Invalid(
+            "device_id must be a string of 1 to 100 characters.",
+            details=[{"field": "device_id", "message": "required, at most 100 characters"}],
+        )
+    items = data["items"]
+    if len(items) > service.MAX_BATCH:
+        return JSONResponse(
+            {
+                "error": "Too many items",
+                "detail": f"A push carries at most {service.MAX_BATCH} items; this one had "
+                f"{len(items)}. Send the outbox in batches of {service.MAX_BATCH}.",
+                "max_batch": service.MAX_BATCH,
+            },
+            status_code=413,
+        )
+    # The batch is database-bound work: run it off the event loop.
+    results = await run_in_threadpool(
+        service.push, session=session, user=user, device_id=device_id, items=items
+    )
+    return JSONResponse({"results": [r.model_dump() for r in results]}, headers=NO_STORE)
+
+
+def _too_large() -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": "Too large",
+            "detail": f"A push may be at most {MAX_BODY_BYTES // 1024 // 1024} MB.",
+        },
+        status_code=413,
+    )
+
+
+@router.get("/api/sync/pull", tags=["sync"])
+def pull(
+    user: CurrentUser,
+    session: SessionDep,
+    since: Annotated[
+        int, Query(ge=0, description="The cursor from the last pull; 0 at first.")
+    ] = 0,
+) -> JSONResponse:
+    """What changed for you since the cursor: your observations (with revisions and
+    tombstones), open conflicts, your roster, rubric versions; and the next cursor. When
+    `more` is true, pull again with the new cursor."""
+    return JSONResponse(service.pull(session=session, user=user, since=since), headers=NO_STORE)
+
+
+@router.get("/api/ping", tags=["sync"])
+def ping() -> JSONResponse:
+    """A no-cache answer that tells a device the server is really reachable."""
+    return JSONResponse({"ok": True}, headers=NO_STORE)
+
+
+@router.get("/api/session", tags=["sync"])
+def session_info(request: Request, user: OptionalUser) -> JSONResponse:
+    """Who is signed in (null when not) and the CSRF token for this browser session."""
+    who = None
+    if user is not None:
+        who = {
+            "id": user.id,
+            "name": user.name,
+            "role": user.role.value,
+            "school_id": user.school_id,
+        }
+    return JSONResponse({"user": who, "csrf_token": csrf_token(request)}, headers=NO_STORE)
+
+
+# --- conflicts --------------------------------------------------------------------------------
+
+
+@router.get("/observations/{obs_id}/conflicts", response_class=HTMLResponse)
+def conflicts_page(
+    request: Request, user: CurrentUser, session: SessionDep, obs_id: uuid.UUID
+) -> Response:
+    """Each version a device sent after the server moved on, beside the server's, to choose."""
+    obs = observations.get_own(session=session, user=user, obs_id=obs_id)
+    rubric = session.get(RubricVersion, obs.rubric_version_id)
+    assert rubric is not None
+    definition = RubricDefinition.model_validate(rubric.content)
+    current = observations.payload_of(obs, rubric).model_dump(mode="json")
+    conflicts = [
+        (c, observations.diff_snapshots(current, c.snapshot, definition))
+        for c in service.open_conflicts(session=session, obs=obs)
+    ]
+    return render(request, "sync/conflicts.html", {"obs": obs, "conflicts": conflicts})
+
+
+@router.post("/observations/{obs_id}/conflicts/{conflict_id}")
+def resolve_conflict(
+    user: CurrentUser,
+    session: SessionDep,
+    obs_id: uuid.UUID,
+    conflict_id: int,
+    keep: Annotated[Literal["server", "device"], Form()],
+) -> Response:
+    """Keep the server's version or this device's; the other stays in the record."""
+    obs = observations.get_own(session=session, user=user, obs_id=obs_id)
+    if obs.deleted_at is not None:
+        raise Forbidden("This observation was deleted.")
+    service.resolve_conflict(
+        session=session, user=user, obs=obs, conflict_id=conflict_id, keep=keep
+    )
+    return RedirectResponse(f"/observations/{obs.id}/conflicts", status_code=303)
+
+
+def extra_openapi_schemas() -> dict[str, Any]:
+    """Schemas the push body refers to (it is parsed item by item, so FastAPI cannot infer them)."""
+    from pydantic.json_schema import models_json_schema
+
+    _, defs = models_json_schema(
+        [(service.PushItem, "validation")], ref_template="#/components/schemas/{model}"
+    )
+    return dict(defs.get("$defs", {}))
