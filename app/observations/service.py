@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, field_validator
 from sqlalchemy import ColumnElement, and_, false, func, or_, true
 from sqlmodel import Session, col, select
 
@@ -85,12 +85,20 @@ class ObservationPayload(BaseModel):
     def _unique_tags(cls, tags: list[str]) -> list[str]:
         return list(dict.fromkeys(tags))
 
+    _snapshot: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The payload as JSON data (computed once; payloads are not mutated, only copied)."""
+        if self._snapshot is None:
+            self._snapshot = self.model_dump(mode="json")
+        return self._snapshot
+
     def content_hash(self) -> str:
         """SHA-256 of the canonical content: equal payloads are the same observation state."""
-        data = self.model_dump(mode="json")
-        return hashlib.sha256(
-            json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-        ).hexdigest()
+        canonical = json.dumps(
+            self.snapshot(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 # --- role scoping --------------------------------------------------------------------------------

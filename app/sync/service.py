@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -68,8 +68,56 @@ def _human(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+_OBS = Observation.__table__  # type: ignore[attr-defined]
+_REV = ObservationRevision.__table__  # type: ignore[attr-defined]
+_CONFLICT = ObservationConflict.__table__  # type: ignore[attr-defined]
+_ROW_COLUMNS = (
+    "school_id",
+    "teacher_id",
+    "teacher_name",
+    "grade",
+    "subject",
+    "rubric_version_id",
+    "observed_at",
+    "duration_seconds",
+    "status",
+    "values",
+    "notes",
+    "tags",
+    "overall_notes",
+    "content_hash",
+    "updated_at",
+    "submitted_at",
+    "change_seq",
+)
+_statements: dict[str, tuple[Any, Any]] = {}
+
+
+def _statements_for(dialect: str) -> tuple[Any, Any]:
+    """Insert-if-absent and compare-and-set update, built once: a batch reuses the compiled
+    statements with new parameters instead of building 100 statements."""
+    if dialect not in _statements:
+        insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        create = insert_fn(_OBS).on_conflict_do_nothing(index_elements=["id"]).returning(_OBS.c.id)
+        set_columns = {
+            name: bindparam(f"v_{name}", type_=_OBS.c[name].type)
+            for name in _ROW_COLUMNS
+            if name != "submitted_at"
+        }
+        compare_and_set = (
+            update(_OBS)
+            .where(_OBS.c.id == bindparam("w_id"), _OBS.c.revision == bindparam("w_base"))
+            .values(
+                revision=bindparam("v_revision"),
+                # The first submission time is kept through later amendments.
+                submitted_at=func.coalesce(
+                    _OBS.c.submitted_at, bindparam("v_submitted_at", type_=UTCDateTime())
+                ),
+                **set_columns,
+            )
+        )
+        _statements[dialect] = (create, compare_and_set)
+    return _statements[dialect]
 
 
 def push(*, session: Session, user: User, device_id: str, items: list[Any]) -> list[ItemResult]:
@@ -146,6 +194,8 @@ def _apply(
     now = utcnow()
     revisions: list[dict[str, Any]] = []
     assert user.id is not None
+    conn = session.connection()
+    create_stmt, update_stmt = _statements_for(conn.dialect.name)
 
     for index, item, resolved, digest in valid:
         sid = str(item.id)
@@ -153,12 +203,8 @@ def _apply(
             state = states.get(item.id)
             if state is None:
                 row = _row(item.payload, resolved, digest, now, seq)
-                created = session.execute(
-                    _insert(session)(Observation)
-                    .values(id=item.id, observer_id=user.id, revision=1, created_at=now, **row)
-                    .on_conflict_do_nothing(index_elements=["id"])
-                    .returning(Observation.id)
-                ).first()
+                row.update(id=item.id, observer_id=user.id, revision=1, created_at=now)
+                created = conn.execute(create_stmt, row).first()
                 if created is not None:
                     states[item.id] = _State(user.id, 1, digest, item.payload.status, False)
                     applied[(item.id, 1)] = digest
@@ -195,23 +241,11 @@ def _apply(
                     status = ObservationStatus.submitted  # amending never un-submits
                 payload = item.payload.model_copy(update={"status": status})
                 digest = payload.content_hash() if status != item.payload.status else digest
-                values = _row(payload, resolved, digest, now, seq)
-                if status == ObservationStatus.submitted:
-                    values["submitted_at"] = func.coalesce(
-                        col(Observation.submitted_at), literal(now, type_=UTCDateTime())
-                    )
-                done = (
-                    session.connection()
-                    .execute(
-                        update(Observation)
-                        .where(
-                            col(Observation.id) == item.id,
-                            col(Observation.revision) == item.base_revision,
-                        )
-                        .values(revision=item.base_revision + 1, **values)
-                    )
-                    .rowcount
+                values = {f"v_{k}": v for k, v in _row(payload, resolved, digest, now, seq).items()}
+                values.update(
+                    w_id=item.id, w_base=item.base_revision, v_revision=item.base_revision + 1
                 )
+                done = conn.execute(update_stmt, values).rowcount
                 if done == 1:
                     new_rev = item.base_revision + 1
                     states[item.id] = _State(user.id, new_rev, digest, status, False)
@@ -232,8 +266,8 @@ def _apply(
                 )
                 break
             if digest not in open_conflicts.get(item.id, set()):
-                session.execute(
-                    insert(ObservationConflict).values(
+                conn.execute(
+                    _CONFLICT.insert().values(
                         observation_id=item.id,
                         base_revision=item.base_revision,
                         server_revision=state.revision,
@@ -260,7 +294,7 @@ def _apply(
                 reason="The server was busy with this observation; retry.",
             )
     if revisions:
-        session.execute(insert(ObservationRevision), revisions)
+        conn.execute(_REV.insert(), revisions)
 
 
 def _row(
@@ -280,9 +314,9 @@ def _row(
         "observed_at": payload.observed_at,
         "duration_seconds": payload.duration_seconds,
         "status": payload.status,
-        "values": {k: v.model_dump() for k, v in payload.values.items()},
-        "notes": [n.model_dump() for n in payload.notes],
-        "tags": list(payload.tags),
+        "values": payload.snapshot()["values"],
+        "notes": payload.snapshot()["notes"],
+        "tags": payload.snapshot()["tags"],
         "overall_notes": payload.overall_notes,
         "content_hash": digest,
         "updated_at": now,
@@ -299,7 +333,7 @@ def _revision(
         "revision": revision,
         "author_id": author_id,
         "status": item.payload.status,
-        "snapshot": item.payload.model_dump(mode="json"),
+        "snapshot": item.payload.snapshot(),
         "content_hash": digest,
         "device_id": device_id,
         "created_at": now,

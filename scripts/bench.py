@@ -1,0 +1,332 @@
+"""Walkthrough benchmarks. Each prints its figures and the comparison it is judged against.
+
+sync   10,000 observations x 12 item values pushed over HTTP to a uvicorn on 127.0.0.1 in
+       batches of 100, on SQLite and PostgreSQL, next to raw executemany inserts of the same
+       rows into the same database in the same run.
+"""
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.db import make_engine, migrate  # noqa: E402
+from app.demo import DEMO_PASSWORD, load_demo_data  # noqa: E402
+from app.rubrics.loader import sync_rubrics  # noqa: E402
+
+PG_ADMIN = os.environ.get(
+    "WALKTHROUGH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str]:
+    """A fresh, migrated database with rubrics and demo data."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{tmp}/bench.db"
+            _prepare(url)
+            yield url
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"wt_bench_{uuid.uuid4().hex[:8]}"
+    admin = make_url(PG_ADMIN).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    try:
+        _prepare(url)
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _prepare(url: str) -> None:
+    from sqlmodel import Session
+
+    migrate(url)
+    engine = make_engine(url)
+    sync_rubrics(engine)
+    with Session(engine) as session:
+        load_demo_data(session=session)
+        session.commit()
+    engine.dispose()
+
+
+@contextmanager
+def server(url: str) -> Iterator[str]:
+    """uvicorn serving the app on 127.0.0.1 against url."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "WALKTHROUGH_ENV": "test",
+        "WALKTHROUGH_DATABASE_URL": url,
+        "WALKTHROUGH_SECRET_KEY": "bench-secret",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _sign_in(client: httpx.Client, email: str) -> str:
+    page = client.get("/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    r = client.post("/login", data={"email": email, "password": DEMO_PASSWORD, "csrf_token": token})
+    assert r.status_code == 303, r.text
+    return str(client.get("/api/session").json()["csrf_token"])
+
+
+def _payloads(n: int, teacher_id: int) -> list[dict[str, Any]]:
+    """n walk-throughs with 12 item values each (5 look-fors, 5 tallies, 1 rating, 1 note)."""
+    start = datetime(2026, 9, 1, 14, tzinfo=UTC)
+    out = []
+    for i in range(n):
+        values: dict[str, Any] = {
+            k: {"value": (i + j) % 2 == 0}
+            for j, k in enumerate(
+                [
+                    "task_visible",
+                    "partner_talk",
+                    "multiple_strategies",
+                    "talk_norms_visible",
+                    "student_at_board",
+                ]
+            )
+        }
+        values.update(
+            {
+                k: {"value": (i * 7 + j) % 15}
+                for j, k in enumerate(
+                    [
+                        "students_explaining",
+                        "building_on_peer",
+                        "teacher_press",
+                        "revoicing",
+                        "student_question",
+                    ]
+                )
+            }
+        )
+        values["overall_discourse"] = {"value": 1 + i % 5, "evidence": f"Evidence note {i}"}
+        values["glow"] = {"value": f"Strength noted in visit {i}"}
+        out.append(
+            {
+                "rubric_slug": "discourse-walkthrough",
+                "rubric_version": 1,
+                "teacher_id": teacher_id,
+                "observed_at": (start + timedelta(minutes=i)).isoformat(),
+                "duration_seconds": 600,
+                "status": "submitted",
+                "values": values,
+                "notes": [{"minute": 3, "text": "Launch"}],
+                "tags": ["bench"],
+                "overall_notes": "",
+            }
+        )
+    return out
+
+
+def _raw_insert_rate(url: str, payloads: list[dict[str, Any]], batch: int) -> float:
+    """Insert the same observation and revision rows with executemany, a transaction a batch."""
+    from sqlalchemy import text
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        ids = conn.execute(
+            text(
+                'SELECT u.id, t.id, t.school_id, r.id FROM "user" u, teacher t, rubric_version r '
+                "WHERE u.email = 'coach@demo.walkthrough.test' AND t.name = 'Ana García' "
+                "AND r.slug = 'discourse-walkthrough'"
+            )
+        ).one()
+    engine.dispose()
+    user_id, teacher_id, school_id, rubric_id = ids
+    obs_sql = (
+        "INSERT INTO observation (id, observer_id, school_id, teacher_id, teacher_name, grade, subject, "
+        'rubric_version_id, observed_at, duration_seconds, status, "values", notes, tags, overall_notes, '
+        "revision, content_hash, created_at, updated_at, submitted_at, change_seq) VALUES "
+        "(%s)"
+    )
+    cols = 21
+    rev_sql = (
+        "INSERT INTO observation_revision (observation_id, revision, author_id, status, snapshot, "
+        "content_hash, device_id, created_at) VALUES (%s)"
+    )
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.split("///", 1)[1])
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        ph = "?"
+
+        def uid(u: uuid.UUID) -> Any:
+            return u.hex
+    else:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        conn = psycopg.connect(
+            make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        ph = "%s"
+
+        def uid(u: uuid.UUID) -> Any:
+            return u
+
+    obs_stmt = obs_sql % ", ".join([ph] * cols)
+    rev_stmt = rev_sql % ", ".join([ph] * 8)
+    started = time.perf_counter()
+    for b in range(0, len(payloads), batch):
+        now = datetime.now(UTC).replace(tzinfo=None) if ph == "?" else datetime.now(UTC)
+        obs_rows, rev_rows = [], []
+        for p in payloads[b : b + batch]:
+            oid = uuid.uuid4()
+            observed = datetime.fromisoformat(p["observed_at"])
+            observed = observed.replace(tzinfo=None) if ph == "?" else observed
+            obs_rows.append(
+                (
+                    uid(oid),
+                    user_id,
+                    school_id,
+                    teacher_id,
+                    "Ana García",
+                    "",
+                    "",
+                    rubric_id,
+                    observed,
+                    600,
+                    "submitted",
+                    json.dumps(p["values"]),
+                    json.dumps(p["notes"]),
+                    json.dumps(p["tags"]),
+                    "",
+                    1,
+                    "0" * 64,
+                    now,
+                    now,
+                    now,
+                    0,
+                )
+            )
+            rev_rows.append(
+                (uid(oid), 1, user_id, "submitted", json.dumps(p), "0" * 64, "raw", now)
+            )
+        cur = conn.cursor()
+        cur.executemany(obs_stmt, obs_rows)
+        cur.executemany(rev_stmt, rev_rows)
+        conn.commit()
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return len(payloads) / elapsed
+
+
+def bench_sync(args: argparse.Namespace) -> None:
+    kinds = ["sqlite"] + ([] if args.sqlite_only else ["postgres"])
+    print(f"sync: {args.n} observations x 12 item values, batches of {args.batch}, over HTTP")
+    print(f"{'database':<10} {'API obs/s':>10} {'raw obs/s':>10} {'ratio':>7}")
+    for kind in kinds:
+        with database(kind) as url, server(url) as base:
+            with httpx.Client(base_url=base, timeout=60) as client:
+                token = _sign_in(client, "coach@demo.walkthrough.test")
+                teacher = next(
+                    t
+                    for t in client.get("/api/sync/pull?since=0").json()["roster"]
+                    if t["name"] == "Ana García"
+                )
+                payloads = _payloads(args.n, teacher["id"])
+                client.post(
+                    "/api/sync/push",
+                    headers={"X-CSRF-Token": token},
+                    json={"device_id": "warm", "items": []},
+                )
+                started = time.perf_counter()
+                created = 0
+                for b in range(0, len(payloads), args.batch):
+                    items = [
+                        {"id": str(uuid.uuid4()), "base_revision": 0, "payload": p}
+                        for p in payloads[b : b + args.batch]
+                    ]
+                    r = client.post(
+                        "/api/sync/push",
+                        headers={"X-CSRF-Token": token},
+                        json={"device_id": "bench", "items": items},
+                    )
+                    r.raise_for_status()
+                    created += sum(1 for x in r.json()["results"] if x["status"] == "created")
+                api_rate = args.n / (time.perf_counter() - started)
+                assert created == args.n, f"only {created} of {args.n} created"
+            raw_rate = _raw_insert_rate(url, payloads, args.batch)
+            print(f"{kind:<10} {api_rate:>10,.0f} {raw_rate:>10,.0f} {api_rate / raw_rate:>7.1%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="bench", required=True)
+    sync = sub.add_parser("sync", help="push throughput against raw inserts")
+    sync.add_argument("--n", type=int, default=10_000)
+    sync.add_argument("--batch", type=int, default=100)
+    sync.add_argument("--sqlite-only", action="store_true")
+    args = parser.parse_args()
+    {"sync": bench_sync}[args.bench](args)
+
+
+if __name__ == "__main__":
+    main()
