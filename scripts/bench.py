@@ -15,10 +15,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -197,10 +198,10 @@ def _raw_insert_rate(url: str, payloads: list[dict[str, Any]], batch: int) -> fl
     engine.dispose()
     user_id, teacher_id, school_id, rubric_id = ids
     obs_sql = (
-        "INSERT INTO observation (id, observer_id, school_id, teacher_id, teacher_name, grade, subject, "
-        'rubric_version_id, observed_at, duration_seconds, status, "values", notes, tags, overall_notes, '
-        "revision, content_hash, created_at, updated_at, submitted_at, change_seq) VALUES "
-        "(%s)"
+        "INSERT INTO observation (id, observer_id, school_id, teacher_id, teacher_name, grade, "
+        'subject, rubric_version_id, observed_at, duration_seconds, status, "values", notes, tags, '
+        "overall_notes, revision, content_hash, created_at, updated_at, submitted_at, change_seq) "
+        "VALUES (%s)"
     )
     cols = 21
     rev_sql = (
