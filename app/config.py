@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     rubrics_dir: Path = RUBRICS_DIR
     # The district's time zone: how times are shown, and read when a browser sends no offset.
     timezone: str = "America/Chicago"
+    # Names this deployment's pages and scripts for the offline cache; computed from the
+    # files when unset. A new value makes every device fetch a new service worker.
+    build_id: str | None = None
 
     @model_validator(mode="after")
     def _production_needs_explicit_secrets(self) -> "Settings":

@@ -23,7 +23,7 @@ from app.rubrics.routes import router as rubrics_router
 from app.security import verify_csrf
 from app.sync.routes import extra_openapi_schemas
 from app.sync.routes import router as sync_router
-from app.web import APP_DIR
+from app.web import APP_DIR, compute_build_id
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
+    app.state.build_id = settings.build_id or compute_build_id()
 
     app.add_middleware(GZipMiddleware, minimum_size=500)
     app.add_middleware(

@@ -1,5 +1,6 @@
 """Templates and htmx helpers: render a whole page, or one block of it for htmx."""
 
+import hashlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,17 @@ def _localtime(context: Any, value: datetime | None, fmt: str = "%a %-d %b %Y, %
 
 
 templates.env.filters["localtime"] = _localtime
+
+
+def compute_build_id() -> str:
+    """A short hash of the static files and templates: what devices cache for offline use."""
+    digest = hashlib.sha256()
+    for folder in ("static", "templates"):
+        for path in sorted((APP_DIR / folder).rglob("*")):
+            if path.is_file():
+                digest.update(str(path.relative_to(APP_DIR)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def is_htmx(request: Request) -> bool:

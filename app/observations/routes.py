@@ -21,7 +21,7 @@ from app.observations import service
 from app.observations.models import Observation, ObservationStatus, new_observation_id
 from app.rubrics import service as rubrics
 from app.rubrics.loader import RubricDefinition
-from app.rubrics.models import RubricVersion
+from app.rubrics.models import RubricStatus, RubricVersion
 from app.security import CurrentUser, require_roles
 from app.web import render
 
@@ -79,6 +79,10 @@ def _start_page(
             "teachers": _teachers_for(session, user),
             "schools": accounts.list_schools(session=session),
             "school_names": {s.id: s.name for s in accounts.list_schools(session=session)},
+            "roster": [
+                {"id": t.id, "name": t.name, "school_id": t.school_id}
+                for t in _teachers_for(session, user)
+            ],
             "rubrics": offered,
             "grades": GRADES,
             "form": {
@@ -181,6 +185,7 @@ def _capture_context(
         "definition": definition,
         "state": state or _state_from(obs),
         "errors": {},
+        "server_payload": service.payload_of(obs, rubric).snapshot(),
     }
 
 
@@ -205,6 +210,34 @@ def _state_from(obs: Observation) -> dict[str, Any]:
         if obs.duration_seconds is None
         else str(round(obs.duration_seconds / 60)),
     }
+
+
+EMPTY_STATE: dict[str, Any] = {
+    "values": {},
+    "notes": [],
+    "tags": "",
+    "overall_notes": "",
+    "duration_minutes": "",
+}
+
+
+@router.get("/capture/{slug}/{version}", response_class=HTMLResponse)
+def capture_shell(
+    request: Request, user: Recorder, session: SessionDep, slug: str, version: int
+) -> Response:
+    """The capture page of a rubric version with no observation in it: devices keep it for
+    offline use and fill it from their own storage (capture.js)."""
+    rubric = rubrics.get_version(session=session, user=user, slug=slug, version=version)
+    if rubric.status != RubricStatus.published:
+        raise NotFound(f"{rubric.title} v{rubric.version} is not offered for new observations.")
+    context = {
+        "obs": None,
+        "rubric": rubric,
+        "definition": RubricDefinition.model_validate(rubric.content),
+        "state": EMPTY_STATE,
+        "errors": {},
+    }
+    return render(request, "observations/capture.html", context)
 
 
 @router.get("/observations/{obs_id}/edit", response_class=HTMLResponse)

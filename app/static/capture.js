@@ -1,35 +1,95 @@
-// Progressive enhancement for the start and capture pages: everything works without it.
+// The start and capture pages, local-first. Without JavaScript both are plain forms that post
+// to the server; with it, every change is kept on this device within a fraction of a second
+// and observations reach the server through the outbox (offline.js), online or not.
 (function () {
   "use strict";
 
-  // Start form: the device's own clock and offset decide the start time.
-  var start = document.querySelector("[data-start-form]");
+  var W = window.Walkthrough;
+  var UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  var AUTOSAVE_MS = 300;
+
+  function $(selector, root) { return (root || document).querySelector(selector); }
+  function $$(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
+
+  // ------------------------------------------------------------------ start page
+  var start = $("[data-start-form]");
   if (start) {
-    var offset = start.querySelector("[data-tz-offset]");
-    var when = start.querySelector("[data-now]");
+    var offset = $("[data-tz-offset]", start);
+    var when = $("[data-now]", start);
     var now = new Date();
     offset.value = String(now.getTimezoneOffset());
-    if (when && !when.dataset.touched) {
-      var local = new Date(now.getTime() - now.getTimezoneOffset() * 60000);
-      when.value = local.toISOString().slice(0, 16);
+    var local = new Date(now.getTime() - now.getTimezoneOffset() * 60000);
+    when.value = local.toISOString().slice(0, 16);
+    if (W) {
+      start.addEventListener("submit", function (event) {
+        event.preventDefault();
+        startLocally(start).catch(function () { start.submit(); });
+      });
     }
   }
 
-  var form = document.querySelector("[data-capture]");
+  function startLocally(form) {
+    var data = new FormData(form);
+    var rubric = String(data.get("rubric") || "").split(":");
+    var name = String(data.get("teacher") || "").trim();
+    var schoolId = Number(data.get("school_id")) || null;
+    var roster = JSON.parse($("#roster-json").textContent);
+    var matches = roster.filter(function (t) { return t.name.toLowerCase() === name.toLowerCase(); });
+    if (matches.length > 1) matches = matches.filter(function (t) { return t.school_id === schoolId; });
+    var teacher = matches.length === 1 ? matches[0] : null;
+    var observedAt = new Date(String(data.get("observed_at")));
+    if (!name || rubric.length !== 2 || isNaN(observedAt.getTime())) {
+      return Promise.reject(new Error("let the server explain what is missing"));
+    }
+    var id = crypto.randomUUID(); // minted on the device, when the observation starts
+    var payload = {
+      rubric_slug: rubric[0],
+      rubric_version: Number(rubric[1]),
+      teacher_id: teacher ? teacher.id : null,
+      teacher_name: teacher ? "" : name,
+      school_id: teacher ? teacher.school_id : schoolId,
+      grade: String(data.get("grade") || ""),
+      subject: String(data.get("subject") || ""),
+      observed_at: observedAt.toISOString(),
+      duration_seconds: null,
+      status: "draft",
+      values: {},
+      notes: [],
+      tags: [],
+      overall_notes: ""
+    };
+    var draft = {
+      format: W.OUTBOX_FORMAT, id: id, base_revision: 0, payload: payload, dirty: true,
+      label: teacher ? teacher.name : name, updated_at: new Date().toISOString()
+    };
+    return W.store.put("drafts", draft).then(function () {
+      location.href = "/capture/" + encodeURIComponent(rubric[0]) + "/" + rubric[1] + "#" + id;
+    });
+  }
+
+  // ------------------------------------------------------------------ capture page
+  var form = $("[data-capture]");
   if (!form) return;
-  var startedAt = new Date(form.dataset.startedAt);
+
+  var mode = form.dataset.mode; // "server": an observation the server sent; "shell": offline page
+  var saveStatus = $("[data-save-status]", form);
+  var timerEl = $("[data-timer]", form);
+  var startedAt = form.dataset.startedAt ? new Date(form.dataset.startedAt) : new Date();
+  var obsId = mode === "server" ? form.dataset.obsId : location.hash.slice(1);
+  var draft = null;
+  var pending = null;
+  var pendingTimer = null;
+  var readOnly = false;
 
   function elapsedSeconds() {
     return Math.max(0, Math.floor((Date.now() - startedAt.getTime()) / 1000));
   }
 
-  // Running timer since the observation started.
-  var timer = form.querySelector("[data-timer]");
   function tick() {
     var s = elapsedSeconds();
     var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
     var text = (h ? h + ":" + String(m).padStart(2, "0") : m) + ":" + String(sec).padStart(2, "0");
-    if (timer) timer.textContent = s < 86400 ? text : "—";
+    timerEl.textContent = s < 86400 ? text : "—";
   }
   tick();
   setInterval(tick, 1000);
@@ -37,7 +97,7 @@
   // Tally buttons: large + and − beside the number.
   form.addEventListener("click", function (event) {
     var button = event.target.closest("[data-step]");
-    if (!button) return;
+    if (!button || readOnly) return;
     var input = button.parentElement.querySelector("input[type=number]");
     var max = input.max ? Number(input.max) : Infinity;
     var next = Math.min(max, Math.max(0, (Number(input.value) || 0) + Number(button.dataset.step)));
@@ -46,25 +106,298 @@
   });
 
   // Timed notes: a new row stamped with the current minute of the lesson.
-  var notes = form.querySelector("[data-notes]");
-  var addNote = form.querySelector("[data-add-note]");
-  var blank = form.querySelector("[data-blank-note]");
-  if (addNote && blank) {
-    var template = blank.cloneNode(true);
-    blank.querySelector(".minute").value = String(Math.floor(elapsedSeconds() / 60));
-    addNote.hidden = false;
-    addNote.addEventListener("click", function () {
-      var row = template.cloneNode(true);
-      row.querySelector(".minute").value = String(Math.floor(elapsedSeconds() / 60));
+  var notes = $("[data-notes]", form);
+  var addNote = $("[data-add-note]", form);
+  var blank = $("[data-blank-note]", form);
+  var noteTemplate = blank.cloneNode(true);
+  noteTemplate.removeAttribute("data-blank-note");
+  addNote.hidden = false;
+  addNote.addEventListener("click", function () {
+    var row = noteTemplate.cloneNode(true);
+    $(".minute", row).value = String(Math.floor(elapsedSeconds() / 60));
+    $("textarea", row).value = "";
+    notes.appendChild(row);
+    $("textarea", row).focus();
+  });
+
+  var duration = $("[data-duration]", form);
+  if (!W) {
+    // No storage script (should not happen when signed in): keep the plain form, fill duration.
+    form.addEventListener("submit", function () {
+      var minutes = Math.round(elapsedSeconds() / 60);
+      if (duration && !duration.value && minutes <= 240) duration.value = String(minutes);
+    });
+    return;
+  }
+
+  // --- reading and writing the form
+  function itemCards() { return $$("fieldset.item-card", form); }
+
+  function readForm(base) {
+    var payload = JSON.parse(JSON.stringify(base));
+    var values = {};
+    itemCards().forEach(function (card) {
+      var key = card.id.replace(/^item-/, "");
+      var entry = {};
+      var evidence = $("[name='evidence-" + key + "']", card);
+      entry.evidence = evidence ? evidence.value : "";
+      var radios = $$("input[type=radio][name='item-" + key + "']", card);
+      var number = $("input[type=number][name='item-" + key + "']", card);
+      var checkbox = $("input[type=checkbox][name='item-" + key + "']", card);
+      var text = $("textarea[name='item-" + key + "']", card);
+      if (radios.length) {
+        var chosen = radios.filter(function (r) { return r.checked; })[0];
+        if (chosen && chosen.value === "na") entry.not_observed = true;
+        else if (chosen && chosen.value !== "") entry.value = Number(chosen.value);
+      } else if (number) {
+        if (number.value !== "" && /^\d+$/.test(number.value)) entry.value = Number(number.value);
+      } else if (checkbox) {
+        entry.value = checkbox.checked;
+      } else if (text && text.value.trim() !== "") {
+        entry.value = text.value;
+      }
+      if (entry.value !== undefined || entry.not_observed || entry.evidence) {
+        if (entry.value === undefined) entry.value = null;
+        entry.not_observed = !!entry.not_observed;
+        values[key] = entry;
+      }
+    });
+    payload.values = values;
+    var minutes = $$("input[name=note_minute]", form);
+    var texts = $$("textarea[name=note_text]", form);
+    payload.notes = [];
+    texts.forEach(function (t, i) {
+      if (t.value.trim()) payload.notes.push({ minute: Number(minutes[i].value) || 0, text: t.value.trim() });
+    });
+    payload.tags = $("#tags", form).value.split(",").map(function (t) { return t.trim(); })
+      .filter(function (t, i, all) { return t && all.indexOf(t) === i; });
+    payload.overall_notes = $("#overall_notes", form).value;
+    payload.duration_seconds = duration.value !== "" && /^\d+$/.test(duration.value) ? Number(duration.value) * 60 : null;
+    return payload;
+  }
+
+  function fillForm(payload) {
+    itemCards().forEach(function (card) {
+      var key = card.id.replace(/^item-/, "");
+      var entry = (payload.values || {})[key] || {};
+      var evidence = $("[name='evidence-" + key + "']", card);
+      if (evidence) {
+        evidence.value = entry.evidence || "";
+        if (entry.evidence) evidence.closest("details").open = true;
+      }
+      var radios = $$("input[type=radio][name='item-" + key + "']", card);
+      var number = $("input[type=number][name='item-" + key + "']", card);
+      var checkbox = $("input[type=checkbox][name='item-" + key + "']", card);
+      var text = $("textarea[name='item-" + key + "']", card);
+      var wanted = entry.not_observed ? "na" : (entry.value === null || entry.value === undefined ? "" : String(entry.value));
+      if (radios.length) radios.forEach(function (r) { r.checked = r.value === wanted; });
+      else if (number) number.value = wanted === "" ? "0" : wanted;
+      else if (checkbox) checkbox.checked = entry.value === true;
+      else if (text) text.value = wanted;
+    });
+    $$(".note-row", notes).forEach(function (row) { row.remove(); });
+    (payload.notes || []).concat([{ minute: Math.floor(elapsedSeconds() / 60), text: "" }]).forEach(function (note) {
+      var row = noteTemplate.cloneNode(true);
+      $(".minute", row).value = String(note.minute);
+      $("textarea", row).value = note.text;
       notes.appendChild(row);
-      row.querySelector("textarea").focus();
+    });
+    $("#tags", form).value = (payload.tags || []).join(", ");
+    $("#overall_notes", form).value = payload.overall_notes || "";
+    duration.value = payload.duration_seconds ? String(Math.round(payload.duration_seconds / 60)) : "";
+  }
+
+  function say(text) { saveStatus.textContent = text; }
+
+  function clock() { return new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
+
+  // --- keeping every change on the device
+  function saveDraft() {
+    if (!draft || readOnly) return Promise.resolve();
+    if (pendingTimer) { clearTimeout(pendingTimer); pendingTimer = null; }
+    draft.payload = readForm(draft.payload);
+    draft.dirty = true;
+    draft.updated_at = new Date().toISOString();
+    var snapshot = JSON.parse(JSON.stringify(draft));
+    pending = W.store.update("drafts", obsId, function (stored) {
+      // The sync may have moved the base revision on since this page loaded.
+      if (stored && stored.base_revision > snapshot.base_revision) snapshot.base_revision = stored.base_revision;
+      return snapshot;
+    }).then(function (saved) {
+      draft.base_revision = saved.base_revision;
+      say("Saved on this device at " + clock());
+    });
+    return pending;
+  }
+
+  function scheduleSave() {
+    if (readOnly || !draft) return;
+    if (pendingTimer) clearTimeout(pendingTimer);
+    pendingTimer = setTimeout(saveDraft, AUTOSAVE_MS);
+  }
+
+  // The final save waits for any autosave still pending, then writes the latest state.
+  function finalSave() {
+    return Promise.resolve(pending).catch(function () {}).then(saveDraft);
+  }
+
+  form.addEventListener("input", scheduleSave);
+  form.addEventListener("change", scheduleSave);
+  window.addEventListener("pagehide", function () { if (pendingTimer) saveDraft(); });
+  document.addEventListener("visibilitychange", function () { if (document.hidden && pendingTimer) saveDraft(); });
+
+  // --- sending
+  function queueAndSend(status) {
+    return finalSave().then(function () {
+      if (status) draft.payload.status = status;
+      return W.store.put("drafts", draft);
+    }).then(function () {
+      return W.enqueue(obsId, draft.base_revision, draft.payload);
+    }).then(function () {
+      return W.flush("save");
+    }).then(function () {
+      return W.store.get("outbox", obsId);
     });
   }
 
-  // Duration: filled from the timer on save when the observer left it empty.
-  var duration = form.querySelector("[data-duration]");
-  form.addEventListener("submit", function () {
-    var minutes = Math.round(elapsedSeconds() / 60);
-    if (duration && !duration.value && minutes <= 240) duration.value = String(minutes);
+  function outcome(record, submitted) {
+    if (!record) {
+      return W.store.update("drafts", obsId, function (d) { if (d) { d.dirty = false; } return d || undefined; })
+        .then(function () {
+          if (submitted) location.href = "/observations/" + obsId + "?submitted=1";
+          else say("Saved and sent to the server at " + clock() + ".");
+        });
+    }
+    if (record.state === "conflict") {
+      say("The server has a newer version. Both are kept: open the observation to choose.");
+    } else if (record.state === "rejected") {
+      say("The server did not accept this observation: " + record.reason);
+    } else {
+      say((submitted ? "Submitted" : "Saved") + " on this device at " + clock() +
+        ". It will be sent automatically when the connection is back.");
+    }
+    return null;
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (readOnly || !draft) return;
+    var action = event.submitter ? event.submitter.value : "draft";
+    if (action === "review") {
+      finalSave().then(showReview);
+      return;
+    }
+    queueAndSend(null).then(function (record) { return outcome(record, false); });
   });
+
+  var review = $("[data-review]", form);
+  function showReview() {
+    var missing = $("[data-review-missing]", review);
+    missing.innerHTML = "";
+    var values = draft.payload.values || {};
+    var unrated = itemCards().filter(function (card) {
+      var key = card.id.replace(/^item-/, "");
+      if ($("input[type=number]", card) || $("input[type=checkbox]", card)) return false;
+      var entry = values[key];
+      return !entry || ((entry.value === null || entry.value === undefined || entry.value === "") && !entry.not_observed);
+    });
+    unrated.forEach(function (card) {
+      var li = document.createElement("li");
+      var a = document.createElement("a");
+      a.href = "#" + card.id;
+      a.textContent = $("legend", card).textContent;
+      a.addEventListener("click", function (e) { e.preventDefault(); card.scrollIntoView(); $("input, textarea", card).focus(); });
+      li.appendChild(a);
+      missing.appendChild(li);
+    });
+    $("[data-review-title]", review).textContent = unrated.length
+      ? unrated.length + " item" + (unrated.length === 1 ? "" : "s") + " without a rating"
+      : "Every item has a rating";
+    review.hidden = false;
+    review.focus();
+    review.scrollIntoView();
+  }
+  $("[data-review-back]", review).addEventListener("click", function () { review.hidden = true; });
+  $("[data-submit]", review).addEventListener("click", function () {
+    queueAndSend("submitted").then(function (record) { return outcome(record, true); });
+  });
+
+  // --- one draft, one tab: a second tab on the same observation is read-only
+  function makeReadOnly() {
+    readOnly = true;
+    $("[data-other-tab]", form).hidden = false;
+    $$("input, textarea, select, button", form).forEach(function (el) { el.disabled = true; });
+  }
+
+  function claim(id) {
+    if (navigator.locks) {
+      return new Promise(function (resolve) {
+        navigator.locks.request("walkthrough-draft-" + id, { ifAvailable: true }, function (lock) {
+          resolve(!!lock);
+          if (lock) return new Promise(function () {}); // held while this page lives
+          return null;
+        });
+      });
+    }
+    if (!("BroadcastChannel" in window)) return Promise.resolve(true);
+    return new Promise(function (resolve) {
+      var bc = new BroadcastChannel("walkthrough-draft-" + id);
+      var taken = false;
+      bc.onmessage = function (e) {
+        if (e.data === "who") bc.postMessage("mine");
+        if (e.data === "mine") taken = true;
+      };
+      bc.postMessage("who");
+      setTimeout(function () { resolve(!taken); }, 150);
+    });
+  }
+
+  // --- loading
+  function load() {
+    if (!UUID.test(obsId)) {
+      $("[data-missing]", form).hidden = false;
+      makeReadOnly();
+      return Promise.resolve();
+    }
+    return claim(obsId).then(function (mine) {
+      return Promise.all([W.store.get("drafts", obsId), W.store.get("outbox", obsId)]).then(function (found) {
+        var stored = found[0];
+        var queued = found[1];
+        if (mode === "server") {
+          var serverRevision = Number(form.dataset.baseRevision);
+          var serverPayload = JSON.parse($("#server-payload").textContent);
+          if (queued) {
+            draft = { format: W.OUTBOX_FORMAT, id: obsId, base_revision: queued.base_revision, payload: queued.payload, dirty: true };
+            say("Showing this device's changes that are waiting to be sent.");
+          } else if (stored && stored.dirty && stored.base_revision >= serverRevision) {
+            draft = stored;
+            say("Restored changes kept on this device.");
+          } else {
+            draft = { format: W.OUTBOX_FORMAT, id: obsId, base_revision: serverRevision, payload: serverPayload, dirty: false };
+          }
+          draft.label = $("[data-teacher]", form).textContent;
+        } else {
+          if (!stored) {
+            $("[data-missing]", form).hidden = false;
+            makeReadOnly();
+            return;
+          }
+          draft = stored;
+          if (queued && queued.seq && queued.payload && !stored.dirty) draft.payload = queued.payload;
+          $("[data-teacher]", form).textContent = stored.label || stored.payload.teacher_name || "Observation";
+          var p = stored.payload;
+          $("[data-context]", form).textContent = [$("[data-context]", form).textContent]
+            .concat(p.grade ? ["Grade " + p.grade] : []).concat(p.subject ? [p.subject] : []).join(" · ");
+          document.title = (stored.label || "Observation") + " · Walkthrough";
+          startedAt = new Date(p.observed_at);
+          tick();
+        }
+        fillForm(draft.payload);
+        if (!mine) { makeReadOnly(); return; }
+        return W.store.put("drafts", draft);
+      });
+    });
+  }
+
+  load();
 })();

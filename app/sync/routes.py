@@ -1,5 +1,6 @@
 """The sync API (push, pull, ping, session) and the page to resolve conflicting versions."""
 
+import hashlib
 import json
 import uuid
 from typing import Annotated, Any, Literal
@@ -174,3 +175,45 @@ def extra_openapi_schemas() -> dict[str, Any]:
         [(service.PushItem, "validation")], ref_template="#/components/schemas/{model}"
     )
     return dict(defs.get("$defs", {}))
+
+
+# --- the offline client: service worker and the device page -----------------------------------
+
+
+@router.get("/sw.js", include_in_schema=False)
+def service_worker(request: Request, session: SessionDep) -> Response:
+    """The service worker, generated for this build and the published rubric versions."""
+    from app.rubrics.service import offered_versions
+    from app.web import APP_DIR, HTMX_FILE, templates
+
+    versions = offered_versions(session=session)
+    build = request.app.state.build_id
+    fingerprint = hashlib.sha256(
+        (build + "".join(v.content_hash for v in versions)).encode()
+    ).hexdigest()[:12]
+    static = [
+        "/static/app.css",
+        f"/static/{HTMX_FILE}",
+        "/static/offline.js",
+        "/static/capture.js",
+        "/static/manifest.webmanifest",
+        "/static/icons/icon-192.png",
+    ]
+    assert all((APP_DIR / s.removeprefix("/")).exists() for s in static)
+    body = templates.env.get_template("sync/sw.js").render(
+        cache_name=f"walkthrough-{fingerprint}",
+        precache=static + [f"/capture/{v.slug}/{v.version}" for v in versions],
+        personal=["/outbox", "/observations/new"],
+    )
+    return Response(
+        body,
+        media_type="application/javascript",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"},
+    )
+
+
+@router.get("/outbox", response_class=HTMLResponse)
+def outbox_page(request: Request, user: CurrentUser) -> Response:
+    """What this device keeps: observations waiting to be sent, drafts, storage; sync now,
+    and move unsent observations by file as a last resort."""
+    return render(request, "sync/outbox.html", {})

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from app.db import migrate
+from app.db import make_engine, migrate
 
 CHROMIUM = os.environ.get("WALKTHROUGH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -56,6 +57,7 @@ class LiveServer:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
+        self.extra_env: dict[str, str] = {}
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = f"sqlite:///{workdir / 'live.db'}"
@@ -68,6 +70,7 @@ class LiveServer:
             "WALKTHROUGH_ENV": "test",
             "WALKTHROUGH_DATABASE_URL": self.database_url,
             "WALKTHROUGH_SECRET_KEY": "browser-test-secret-key",
+            **self.extra_env,
         }
 
     def start(self) -> None:
@@ -77,7 +80,11 @@ class LiveServer:
             env=self.env(),
             check=True,
             cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
         )
+        self.serve()
+
+    def serve(self) -> None:
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -109,19 +116,62 @@ class LiveServer:
             time.sleep(0.1)
         raise RuntimeError("uvicorn did not answer /healthz within 30 s")
 
-    def stop(self) -> None:
+    def halt(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+    def restart(self, **extra_env: str) -> None:
+        """Deploy again on the same address and database (e.g. a new build)."""
+        self.halt()
+        self.extra_env.update(extra_env)
+        self.serve()
+
+    def stop(self) -> None:
+        self.halt()
         self.log.close()
+
+    def observation_ids(self, teacher: str) -> list[uuid.UUID]:
+        """Ids of the observations of a (typed) teacher, as the server stored them."""
+        from sqlmodel import Session, col, select
+
+        from app.observations.models import Observation
+
+        engine = make_engine(self.database_url)
+        try:
+            with Session(engine) as session:
+                stmt = select(col(Observation.id)).where(col(Observation.teacher_name) == teacher)
+                return list(session.exec(stmt))
+        finally:
+            engine.dispose()
+
+    def count(self, sql: str, **params: object) -> int:
+        """A number from the server's database (to check what really arrived)."""
+        from sqlalchemy import text
+
+        engine = make_engine(self.database_url)
+        try:
+            with engine.connect() as conn:
+                return int(conn.execute(text(sql), params).scalar_one())
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = LiveServer(tmp_path_factory.mktemp("live"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server of this test's own, which it may stop and deploy again."""
+    server = LiveServer(tmp_path)
     server.start()
     yield server
     server.stop()

@@ -21,6 +21,7 @@ def test_coach_records_and_submits_a_walkthrough(live_server: LiveServer, page: 
     page.get_by_label("Grade").select_option("3")
     page.get_by_role("button", name="Start observing").tap()
 
+    page.wait_for_url("**/capture/discourse-walkthrough/1#*")
     expect(page.locator("h1")).to_have_text("Sam Okafor")
     expect(page.locator("[data-timer]")).not_to_have_text("0:00", timeout=3000)
     page.locator("label.toggle", has=page.locator("input[name=item-task_visible]")).tap()
@@ -35,16 +36,17 @@ def test_coach_records_and_submits_a_walkthrough(live_server: LiveServer, page: 
     page.locator("#item-overall_discourse summary", has_text="Evidence").tap()
     page.locator("#overall_discourse-evidence").fill("Two students argued about 3/4 vs 2/3.")
     page.locator("#glow-text").fill("Partners used the sentence frames.")
-    page.locator("[data-blank-note] textarea").fill("Launch: task posted, pairs formed")
+    page.locator(".note-row textarea").last.fill("Launch: task posted, pairs formed")
     page.get_by_role("button", name="Add a note at this minute").tap()
     page.locator(".note-row textarea").last.fill("Share-out begins")
     screenshot(page, "capture-tablet")
     page.get_by_role("button", name="Review and submit").tap()
 
-    expect(page.locator("#unanswered-title")).to_have_text("1 item without a rating")
-    expect(page.locator(".review-summary")).to_contain_text("One next step to suggest")
+    expect(page.locator("[data-review-title]")).to_have_text("1 item without a rating")
+    expect(page.locator("[data-review-missing]")).to_contain_text("One next step to suggest")
     screenshot(page, "review-tablet")
     page.get_by_role("button", name="Submit observation").tap()
+    page.wait_for_url("**/observations/*?submitted=1")
 
     expect(page.get_by_role("status")).to_contain_text("Submitted")
     summary = page.locator("main")

@@ -1,0 +1,225 @@
+"""Offline capture and sync in a real browser: nothing lost, nothing doubled.
+
+Each test records on a tablet-sized page and then checks the server's database itself.
+"""
+
+import uuid
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, Route, expect
+
+from app.demo import DEMO_PASSWORD
+from tests.browser.conftest import LiveServer, screenshot, sign_in
+
+pytestmark = pytest.mark.browser
+COACH = "coach@demo.walkthrough.test"
+
+
+def _count(server: LiveServer, teacher: str) -> int:
+    return server.count(
+        "SELECT count(*) FROM observation WHERE teacher_name = :t AND deleted_at IS NULL", t=teacher
+    )
+
+
+def _wait_for(check, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
+def _ready_offline(page: Page, server: LiveServer) -> None:
+    """Sign in, visit the start page online, and wait until the service worker controls it."""
+    sign_in(page, server.url, COACH, DEMO_PASSWORD)
+    page.goto(server.url + "/observations/new")
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.goto(server.url + "/outbox")
+    page.goto(server.url + "/observations/new")
+    expect(page.locator("h1")).to_have_text("New walk-through")
+    assert page.evaluate("!!navigator.serviceWorker.controller")
+
+
+def _start(page: Page, teacher: str) -> str:
+    page.get_by_label("Teacher").fill(teacher)
+    page.get_by_text("Discourse Walk-Through").tap()
+    page.get_by_role("button", name="Start observing").tap()
+    page.wait_for_url("**/capture/discourse-walkthrough/1#*")
+    expect(page.locator("h1")).to_have_text(teacher)
+    obs_id = page.url.rsplit("#", 1)[1]
+    assert uuid.UUID(obs_id)
+    return obs_id
+
+
+def _waiting(page: Page) -> int:
+    return int(
+        page.evaluate(
+            "Walkthrough.store.all('outbox').then(r => r.filter(x => x.state === 'waiting').length)"
+        )
+    )
+
+
+def test_record_offline_survives_reload_and_a_new_page_then_syncs_once(
+    live_server: LiveServer, tablet: BrowserContext
+) -> None:
+    page = tablet.new_page()
+    _ready_offline(page, live_server)
+    tablet.set_offline(True)
+    page.reload()  # the start page, from the device's cache
+    teacher = "Offline Teacher One"
+    obs_id = _start(page, teacher)
+    capture_url = page.url
+    page.reload()  # the capture page, offline, after a reload
+    expect(page.locator("h1")).to_have_text(teacher)
+    page.locator("label[for=overall_discourse-5]").tap()
+    page.get_by_role("button", name="One more: A student explains why, not only what").tap()
+    page.locator("#glow-text").fill("Rich partner talk")
+    page.get_by_role("button", name="Save draft").tap()
+    expect(page.locator("[data-save-status]")).to_contain_text("will be sent automatically")
+    expect(page.locator("[data-sync-badge]")).to_contain_text("1 waiting")
+    screenshot(page, "offline-saved")
+    page.close()
+
+    again = tablet.new_page()
+    again.goto(capture_url)  # still offline: a new page finds it on the device
+    expect(again.locator("h1")).to_have_text(teacher)
+    expect(again.locator("#overall_discourse-5")).to_be_checked()
+    expect(again.locator("#glow-text")).to_have_value("Rich partner talk")
+    again.goto(live_server.url + "/outbox")
+    expect(again.locator("[data-outbox-list] li")).to_have_count(1)
+    expect(again.locator("[data-outbox-list]")).to_contain_text(teacher)
+    assert _count(live_server, teacher) == 0
+
+    tablet.set_offline(False)  # the "online" event flushes the outbox
+    _wait_for(lambda: _count(live_server, teacher) == 1)
+    expect(again.locator("[data-outbox-list] li")).to_have_count(0)
+    again.get_by_role("button", name="Sync now").tap()  # a further sync sends nothing again
+    again.wait_for_timeout(500)
+    assert live_server.observation_ids(teacher) == [uuid.UUID(obs_id)]  # the device's own id
+    revision = live_server.count(
+        "SELECT revision FROM observation WHERE teacher_name = :t", t=teacher
+    )
+    assert revision == 1
+
+
+def test_server_errors_and_a_dropped_connection_lose_and_double_nothing(
+    live_server: LiveServer, tablet: BrowserContext
+) -> None:
+    page = tablet.new_page()
+    _ready_offline(page, live_server)
+    teachers = [f"Flaky Network {i}" for i in range(3)]
+    calls = {"n": 0}
+
+    def flaky(route: Route) -> None:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            route.fulfill(status=500, body="server trouble")
+        elif calls["n"] == 3:
+            route.fetch()  # the server stores the batch...
+            route.abort("connectionreset")  # ...but the answer never arrives
+        else:
+            route.continue_()
+
+    tablet.set_offline(True)
+    for teacher in teachers:
+        page.goto(live_server.url + "/observations/new")
+        _start(page, teacher)
+        page.locator("label[for=overall_discourse-3]").tap()
+        page.get_by_role("button", name="Save draft").tap()
+        expect(page.locator("[data-save-status]")).to_contain_text("will be sent automatically")
+    page.route("**/api/sync/push", flaky)
+    tablet.set_offline(False)
+    page.goto(live_server.url + "/outbox")
+    for _ in range(8):  # the observer taps "Sync now" until the server recovers
+        if calls["n"] >= 4:
+            break
+        page.get_by_role("button", name="Sync now").tap()
+        page.wait_for_timeout(400)
+    _wait_for(lambda: _waiting(page) == 0)
+    assert calls["n"] >= 4
+    for teacher in teachers:
+        assert _count(live_server, teacher) == 1, teacher
+    expect(page.locator("[data-outbox-summary]")).to_contain_text(
+        "Everything recorded on this device is on the server"
+    )
+
+
+def test_expired_sign_in_keeps_the_outbox_and_syncs_after_signing_in(
+    live_server: LiveServer, tablet: BrowserContext
+) -> None:
+    page = tablet.new_page()
+    _ready_offline(page, live_server)
+    tablet.set_offline(True)
+    teacher = "Expired Session Teacher"
+    _start(page, teacher)
+    page.get_by_role("button", name="Save draft").tap()
+    expect(page.locator("[data-save-status]")).to_contain_text("will be sent automatically")
+    tablet.clear_cookies()  # the sign-in expires while the item waits
+    tablet.set_offline(False)  # the page tries to sync and learns it must sign in again
+    expect(page.locator("[data-sync-badge]")).to_contain_text("sign in to send")
+    assert _waiting(page) == 1
+    assert _count(live_server, teacher) == 0
+    sign_in(page, live_server.url, COACH, DEMO_PASSWORD)
+    _wait_for(lambda: _count(live_server, teacher) == 1)
+    page.goto(live_server.url + "/outbox")
+    expect(page.locator("[data-outbox-list] li")).to_have_count(0)
+
+
+def test_two_tabs_on_one_draft_make_one_observation(
+    live_server: LiveServer, tablet: BrowserContext
+) -> None:
+    first = tablet.new_page()
+    _ready_offline(first, live_server)
+    teacher = "Two Tabs Teacher"
+    _start(first, teacher)
+    second = tablet.new_page()
+    second.goto(first.url)
+    expect(second.locator("[data-other-tab]")).to_be_visible()
+    expect(second.get_by_role("button", name="Review and submit")).to_be_disabled()
+    first.locator("label[for=overall_discourse-2]").tap()
+    first.get_by_role("button", name="Review and submit").tap()
+    first.get_by_role("button", name="Submit observation").tap()
+    first.wait_for_url("**/observations/*?submitted=1")
+    second.close()  # leaving the read-only tab sends nothing of its own
+    first.wait_for_timeout(500)
+    assert _count(live_server, teacher) == 1
+    assert (
+        live_server.count(
+            "SELECT count(*) FROM observation WHERE teacher_name = :t AND status = 'submitted'",
+            t=teacher,
+        )
+        == 1
+    )
+
+
+def test_a_new_service_worker_keeps_waiting_items_and_pages_working(
+    own_server: LiveServer, tablet: BrowserContext
+) -> None:
+    page = tablet.new_page()
+    _ready_offline(page, own_server)
+    old_caches = page.evaluate("caches.keys()")
+    tablet.set_offline(True)
+    teacher = "Upgrade Day Teacher"
+    _start(page, teacher)
+    capture_url = page.url
+    page.locator("label[for=overall_discourse-4]").tap()
+    page.get_by_role("button", name="Save draft").tap()
+    expect(page.locator("[data-save-status]")).to_contain_text("will be sent automatically")
+
+    own_server.restart(WALKTHROUGH_BUILD_ID="build-two")  # a new version is deployed
+    page.route("**/api/sync/push", lambda route: route.abort("internetdisconnected"))
+    tablet.set_offline(False)
+    page.evaluate("navigator.serviceWorker.getRegistration().then(r => r.update())")
+    page.wait_for_function(
+        "old => caches.keys().then(k => k.length === 1 && !old.includes(k[0]))",
+        arg=old_caches,
+        timeout=20000,
+    )
+    assert _count(own_server, teacher) == 0  # still waiting on the device
+    page.unroute("**/api/sync/push")
+    page.goto(capture_url)  # the cached capture page of the new build still opens the draft
+    expect(page.locator("h1")).to_have_text(teacher)
+    expect(page.locator("#overall_discourse-4")).to_be_checked()
+    _wait_for(lambda: _count(own_server, teacher) == 1)
