@@ -14,6 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.accounts.routes import router as accounts_router
+from app.calibration.routes import router as calibration_router
 from app.config import Settings, get_settings
 from app.db import make_engine
 from app.errors import install_error_handlers
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rubrics_router)
     app.include_router(observations_router)
     app.include_router(sync_router)
+    app.include_router(calibration_router)
     _document_push_items(app)
 
     @app.get("/healthz", tags=["ops"])

@@ -2,6 +2,8 @@
 
 import hmac
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -133,3 +135,33 @@ def require_roles(*roles: Role) -> Callable[[User], User]:
 CurrentUser = Annotated[User, Depends(current_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 AdminUser = Annotated[User, Depends(require_roles(Role.admin))]
+
+
+class RateLimiter:
+    """A sliding-window limit per client address, kept in this process's memory.
+
+    For public, stateless endpoints (the agreement calculator) where a limit per server
+    process is enough; sign-in throttling, which must hold across servers, lives in the
+    database instead.
+    """
+
+    def __init__(self, limit: int, window_seconds: float) -> None:
+        self.limit, self.window = limit, window_seconds
+        self._hits: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: str) -> int | None:
+        """None if allowed (and counted); else the seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._hits) > 10_000:  # forget idle clients rather than grow without end
+                self._hits = {
+                    k: v for k, v in self._hits.items() if v and v[-1] > now - self.window
+                }
+            hits = [t for t in self._hits.get(key, []) if t > now - self.window]
+            if len(hits) >= self.limit:
+                self._hits[key] = hits
+                return max(1, int(hits[0] + self.window - now) + 1)
+            hits.append(now)
+            self._hits[key] = hits
+            return None
