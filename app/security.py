@@ -106,8 +106,14 @@ class Viewer:
 
 
 def optional_user(request: Request, session: SessionDep) -> User | None:
-    """The signed-in user, or None."""
-    user = _load_user(request, session)
+    """The signed-in user (session cookie, or a personal token as `Authorization: Bearer`)."""
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        from app.accounts.service import user_for_token
+
+        user = user_for_token(session=session, raw=authorization[7:].strip())
+    else:
+        user = _load_user(request, session)
     if user is not None and user.id is not None:
         request.state.user = Viewer(user.id, user.name, user.role, user.school_id)
     return user

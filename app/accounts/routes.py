@@ -303,3 +303,52 @@ async def import_roster(
     report = service.import_roster(session=session, data=data)
     context.update({"report": report, "filename": file.filename})
     return render(request, "admin/roster.html", context, status_code=200 if report.ok else 422)
+
+
+# --- personal API tokens -----------------------------------------------------------------------
+
+
+@router.get("/account/tokens", response_class=HTMLResponse)
+def tokens_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    """Your personal API tokens, for scripts (R, pandas, a sync client)."""
+    return render(
+        request, "accounts/tokens.html", {"tokens": service.list_tokens(session=session, user=user)}
+    )
+
+
+@router.post("/account/tokens", response_class=HTMLResponse)
+def create_token(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Create a token and show it once."""
+    try:
+        raw, token = service.create_token(session=session, user=user, name=name)
+    except Invalid as exc:
+        return render(
+            request,
+            "accounts/tokens.html",
+            {
+                "tokens": service.list_tokens(session=session, user=user),
+                "error": exc.details[0]["message"],
+            },
+            status_code=422,
+        )
+    return render(
+        request,
+        "accounts/tokens.html",
+        {
+            "tokens": service.list_tokens(session=session, user=user),
+            "new_token": raw,
+            "new_name": token.name,
+        },
+    )
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_token(user: CurrentUser, session: SessionDep, token_id: int) -> Response:
+    """Revoke a token at once."""
+    service.revoke_token(session=session, user=user, token_id=token_id)
+    return RedirectResponse("/account/tokens", status_code=303)

@@ -1,15 +1,26 @@
 """Accounts: sign-in with throttling, user administration, schools and the roster import."""
 
 import csv
+import hashlib
 import io
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import delete, func, or_
 from sqlmodel import Session, col, select
 
-from app.accounts.models import GRADES, ROLES_WITH_SCHOOL, LoginFailure, Role, School, Teacher, User
+from app.accounts.models import (
+    GRADES,
+    ROLES_WITH_SCHOOL,
+    ApiToken,
+    LoginFailure,
+    Role,
+    School,
+    Teacher,
+    User,
+)
 from app.config import Settings
 from app.db import next_seq, utcnow
 from app.errors import Invalid, NotFound, TooManyRequests
@@ -452,3 +463,64 @@ def teacher_counts(*, session: Session) -> dict[int, int]:
         .group_by(col(Teacher.school_id))
     )
     return {school_id: n for school_id, n in session.exec(stmt)}
+
+
+# --- personal API tokens ---------------------------------------------------------------------
+
+TOKEN_PREFIX = "wt_"  # noqa: S105 (a marker, not a secret)
+
+
+def _token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_token(*, session: Session, user: User, name: str) -> tuple[str, ApiToken]:
+    """A new personal token; the raw value is returned once and never stored."""
+    name = name.strip()
+    if not name:
+        raise Invalid(
+            "The token was not created.",
+            details=[{"field": "name", "message": "Name the token after the script that uses it."}],
+        )
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    assert user.id is not None
+    token = ApiToken(user_id=user.id, name=name[:100], token_hash=_token_hash(raw), prefix=raw[:10])
+    session.add(token)
+    session.flush()
+    return raw, token
+
+
+def list_tokens(*, session: Session, user: User) -> list[ApiToken]:
+    """The user's tokens, newest first (revoked ones too, marked)."""
+    stmt = select(ApiToken).where(ApiToken.user_id == user.id).order_by(col(ApiToken.id).desc())
+    return list(session.exec(stmt))
+
+
+def revoke_token(*, session: Session, user: User, token_id: int) -> ApiToken:
+    """Revoke one of the user's own tokens."""
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise NotFound("No such token.")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.add(token)
+        session.flush()
+    return token
+
+
+def user_for_token(*, session: Session, raw: str) -> User | None:
+    """The active user a live token belongs to; records when it was last used."""
+    if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
+        return None
+    token = session.exec(select(ApiToken).where(ApiToken.token_hash == _token_hash(raw))).first()
+    if token is None or token.revoked_at is not None:
+        return None
+    user = session.get(User, token.user_id)
+    if user is None or not user.active:
+        return None
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        token.last_used_at = now  # at most once a minute: scripts do not turn reads into writes
+        session.add(token)
+        session.flush()
+    return user

@@ -223,3 +223,34 @@ def test_a_new_service_worker_keeps_waiting_items_and_pages_working(
     expect(page.locator("h1")).to_have_text(teacher)
     expect(page.locator("#overall_discourse-4")).to_be_checked()
     _wait_for(lambda: _count(own_server, teacher) == 1)
+
+
+def test_unsent_observations_move_by_file_and_are_not_doubled(
+    live_server: LiveServer, tablet: BrowserContext, browser
+) -> None:  # type: ignore[no-untyped-def]
+    page = tablet.new_page()
+    _ready_offline(page, live_server)
+    tablet.set_offline(True)
+    teacher = "File Transfer Teacher"
+    _start(page, teacher)
+    page.locator("label[for=overall_discourse-2]").tap()
+    page.get_by_role("button", name="Save draft").tap()
+    expect(page.locator("[data-save-status]")).to_contain_text("will be sent automatically")
+    page.goto(live_server.url + "/outbox")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download unsent observations").tap()
+    path = download.value.path()
+
+    other_device = browser.new_context(viewport={"width": 820, "height": 1180}, has_touch=True)
+    other = other_device.new_page()
+    sign_in(other, live_server.url, COACH, DEMO_PASSWORD)
+    other.goto(live_server.url + "/outbox")
+    other.locator("[data-import]").set_input_files(path)
+    expect(other.locator("[data-import-result]")).to_contain_text("1 observation(s) added")
+    _wait_for(lambda: _count(live_server, teacher) == 1)
+    other_device.close()
+
+    tablet.set_offline(False)  # the first tablet still has it: its push is a duplicate
+    page.get_by_role("button", name="Sync now").tap()
+    _wait_for(lambda: _waiting(page) == 0)
+    assert _count(live_server, teacher) == 1
