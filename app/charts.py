@@ -58,3 +58,43 @@ def stacked_bars(
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def heatmap(names: list[str], values: dict[tuple[int, int], float | None], *, title: str) -> str:
+    """A rater x rater grid coloured by agreement (red below 0, blue above), values written in."""
+    n = len(names)
+    cell, label_w = 44, 120
+    size = label_w + n * cell
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" width="{size}" '
+        f'role="img" '
+        f'aria-label="{escape(title)}" class="chart heatmap"><title>{escape(title)}</title>'
+    ]
+    for i, name in enumerate(names):
+        y = label_w + i * cell + cell / 2 + 5
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y}" font-size="12" text-anchor="end">'
+            f"{escape(name[:16])}</text>"
+        )
+        x = label_w + i * cell + cell / 2
+        parts.append(
+            f'<text x="{x}" y="{label_w - 6}" font-size="12" text-anchor="start" '
+            f'transform="rotate(-45 {x} {label_w - 6})">{escape(name[:16])}</text>'
+        )
+    for (i, j), value in values.items():
+        x, y = label_w + j * cell, label_w + i * cell
+        if value is None:
+            fill, text = "#eceff3", "–"
+        else:
+            v = max(-1.0, min(1.0, value))
+            shade = int(255 - abs(v) * 200)
+            fill = f"rgb({shade},{shade},255)" if v >= 0 else f"rgb(255,{shade},{shade})"
+            text = f"{value:.2f}"
+        parts.append(
+            f'<rect x="{x}" y="{y}" width="{cell - 2}" height="{cell - 2}" fill="{fill}">'
+            f"<title>{escape(names[i])} / {escape(names[j])}: {text}</title></rect>"
+            f'<text x="{x + cell / 2 - 1}" y="{y + cell / 2 + 4}" font-size="11" '
+            f'text-anchor="middle">{text}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # Names this deployment's pages and scripts for the offline cache; computed from the
     # files when unset. A new value makes every device fetch a new service worker.
     build_id: str | None = None
+    # The district's bar for "calibrated": share of ratings within one level of master.
+    calibrated_within_one: float = 0.8
 
     @model_validator(mode="after")
     def _production_needs_explicit_secrets(self) -> "Settings":

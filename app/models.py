@@ -1,19 +1,25 @@
 """Imports every table model so the metadata (Alembic, tests) sees all of them."""
 
 from app.accounts.models import ApiToken, LoginFailure, School, Teacher, User
+from app.calibration.models import CalibrationSession, MasterScore, Rater, Rating, Stimulus
 from app.observations.models import Observation, ObservationConflict, ObservationRevision
 from app.rubrics.models import RubricVersion
 from app.sync.models import ChangeCounter
 
 __all__ = [
     "ApiToken",
+    "CalibrationSession",
     "ChangeCounter",
     "LoginFailure",
+    "MasterScore",
     "Observation",
     "ObservationConflict",
     "ObservationRevision",
+    "Rater",
+    "Rating",
     "RubricVersion",
     "School",
+    "Stimulus",
     "Teacher",
     "User",
 ]

@@ -4,14 +4,26 @@ import csv
 import io
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr, ValidationError
+from sqlmodel import Session, col, select
 
-from app.calibration import agreement
-from app.errors import Invalid, TooManyRequests
-from app.security import CSRF_EXEMPT_PATHS, RateLimiter
+from app.accounts.models import Role, User
+from app.calibration import agreement, service
+from app.calibration.models import CalibrationSession, Rater, Rating, SessionStatus
+from app.charts import heatmap, stacked_bars
+from app.db import SessionDep
+from app.errors import Forbidden, Invalid, NotFound, TooManyRequests
+from app.rubrics.service import offered_versions
+from app.security import (
+    CSRF_EXEMPT_PATHS,
+    CurrentUser,
+    OptionalUser,
+    RateLimiter,
+    require_roles,
+)
 from app.web import render
 
 router = APIRouter()
@@ -169,8 +181,8 @@ def _request_from_csv(data: bytes, categories_text: str, level: str) -> Agreemen
         if len(row) != len(header):
             raise Invalid(f"Row {line} has {len(row)} cells but the header has {len(header)}.")
         units.append(row[unit_col].strip() if unit_col is not None else f"Unit {line - 1}")
-        for k, col in enumerate(rater_cols):
-            ratings[k].append(_cell(row[col], by_text, line, header[col]))
+        for k, column in enumerate(rater_cols):
+            ratings[k].append(_cell(row[column], by_text, line, header[column]))
         if master_col is not None:
             master.append(_cell(row[master_col], by_text, line, "master"))
     try:
@@ -209,3 +221,495 @@ def _cell(raw: str, by_text: dict[str, Value], line: int, column: str) -> Value 
             f"({', '.join(by_text)})."
         )
     return value
+
+
+# --- calibration sessions: the facilitator ------------------------------------------------------
+
+Facilitator = Annotated[User, Depends(require_roles(Role.facilitator, Role.admin))]
+join_limit = RateLimiter(limit=20, window_seconds=600)
+
+
+def _int(raw: str) -> int | None:
+    return int(raw) if raw.strip().isdigit() else None
+
+
+@router.get("/calibration", response_class=HTMLResponse)
+def sessions_page(request: Request, user: Facilitator, session: SessionDep) -> Response:
+    """Your calibration sessions, and a form to start one."""
+    return render(
+        request,
+        "calibration/sessions.html",
+        {
+            "sessions": service.list_for(session=session, user=user),
+            "rubrics": offered_versions(session=session),
+            "form": {},
+            "errors": {},
+        },
+    )
+
+
+@router.post("/calibration", response_class=HTMLResponse)
+async def create_session(request: Request, user: Facilitator, session: SessionDep) -> Response:
+    """Create a session with its first stimulus; it opens at once with a join code."""
+    form = {k: str(v) for k, v in (await request.form()).items() if isinstance(v, str)}
+    try:
+        calibration = service.create_session(
+            session=session,
+            facilitator=user,
+            title=form.get("title", ""),
+            rubric_version_id=_int(form.get("rubric_version_id", "")) or 0,
+            item_keys=[],
+            stimulus=_stimulus_fields(form),
+        )
+    except Invalid as exc:
+        errors = {str(d["field"]): str(d["message"]) for d in exc.details}
+        return render(
+            request,
+            "calibration/sessions.html",
+            {
+                "sessions": service.list_for(session=session, user=user),
+                "rubrics": offered_versions(session=session),
+                "form": form,
+                "errors": errors,
+            },
+            status_code=422,
+        )
+    return RedirectResponse(f"/calibration/{calibration.id}", status_code=303)
+
+
+def _stimulus_fields(form: dict[str, str]) -> dict[str, Any]:
+    return {
+        "title": form.get("stimulus_title", "")[:200],
+        "kind": form.get("kind", "transcript"),
+        "transcript": form.get("transcript", "")[:100_000],
+        "video_url": form.get("video_url", "")[:500],
+        "start_seconds": _int(form.get("start_seconds", "")),
+        "end_seconds": _int(form.get("end_seconds", "")),
+    }
+
+
+def _setup_context(session: Session, calibration: CalibrationSession) -> dict[str, Any]:
+    s = service.setup(session=session, calibration=calibration)
+    return {
+        "s": s,
+        "c": calibration,
+        "masters": service.masters(session=session, calibration=calibration),
+        "board": service.progress(session=session, calibration=calibration),
+        "all_items": service.scale_items(s.definition),
+        "errors": {},
+    }
+
+
+@router.get("/calibration/{session_id}", response_class=HTMLResponse)
+def setup_page(
+    request: Request, user: Facilitator, session: SessionDep, session_id: int
+) -> Response:
+    """The facilitator's page: join code, items, stimuli, master scores, the live board."""
+    calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
+    return render(
+        request, "calibration/setup.html", _setup_context(session, calibration), block="board"
+    )
+
+
+@router.post("/calibration/{session_id}/items")
+async def set_items(
+    request: Request, user: Facilitator, session: SessionDep, session_id: int
+) -> Response:
+    """Choose which items raters rate (before anyone has rated)."""
+    calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
+    form = await request.form()
+    keys = [str(k) for k in form.getlist("item")]
+    available = [
+        i.key
+        for i in service.scale_items(
+            service.setup(session=session, calibration=calibration).definition
+        )
+    ]
+    chosen = [k for k in available if k in keys]
+    if not chosen:
+        raise Invalid("Choose at least one item to rate.")
+    if session.exec(select(Rating).where(Rating.session_id == calibration.id)).first():
+        raise Invalid("Raters have started: the items can no longer change.")
+    calibration.item_keys = chosen
+    session.add(calibration)
+    return RedirectResponse(f"/calibration/{calibration.id}", status_code=303)
+
+
+@router.post("/calibration/{session_id}/stimuli")
+async def add_stimulus(
+    request: Request, user: Facilitator, session: SessionDep, session_id: int
+) -> Response:
+    """Add another transcript excerpt or video clip."""
+    calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
+    form = {k: str(v) for k, v in (await request.form()).items() if isinstance(v, str)}
+    service.add_stimulus(session=session, calibration=calibration, **_stimulus_fields(form))
+    return RedirectResponse(f"/calibration/{calibration.id}", status_code=303)
+
+
+@router.post("/calibration/{session_id}/master")
+async def set_master(
+    request: Request, user: Facilitator, session: SessionDep, session_id: int
+) -> Response:
+    """Set the master (anchor) scores and their rationale, hidden until reveal."""
+    calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
+    form = await request.form()
+    s = service.setup(session=session, calibration=calibration)
+    for st in s.stimuli:
+        for item in s.items:
+            key = f"{st.id}-{item.key}"
+            raw = str(form.get(f"master-{key}", ""))
+            rationale = str(form.get(f"rationale-{key}", ""))
+            assert st.id is not None
+            service.set_master(
+                session=session,
+                calibration=calibration,
+                stimulus_id=st.id,
+                item_key=item.key,
+                value=int(raw) if raw.lstrip("-").isdigit() else None,
+                rationale=rationale,
+            )
+    return RedirectResponse(f"/calibration/{calibration.id}#master", status_code=303)
+
+
+@router.post("/calibration/{session_id}/status")
+def change_status(
+    user: Facilitator,
+    session: SessionDep,
+    session_id: int,
+    action: Annotated[str, Form(pattern="^(close|reopen|reveal|next_round)$")],
+) -> Response:
+    """Close rating, reveal the report, reopen, or start the next round."""
+    calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
+    service.set_status(session=session, calibration=calibration, action=action)
+    target = (
+        f"/calibration/{calibration.id}/report"
+        if action == "reveal"
+        else f"/calibration/{calibration.id}"
+    )
+    return RedirectResponse(target, status_code=303)
+
+
+def _report_context(
+    session: Session, calibration: CalibrationSession, rater_id: int | None, names: bool
+) -> dict[str, Any]:
+    data = service.report(
+        session=session, calibration=calibration, viewer_rater_id=rater_id, names_visible=names
+    )
+    latest = data["latest"]
+    charts = {}
+    for key, item in latest["items"].items():
+        counts = [item["distribution"].get(v, 0) for v, _label in item["levels"]]
+        charts[key] = stacked_bars(
+            [("All ratings", counts)],
+            [f"{v} {lab}" for v, lab in item["levels"]],
+            title=item["title"],
+        )
+    heat = None
+    session_stats = latest.get("session") or {}
+    if session_stats.get("pairwise"):
+        index = {n: i for i, n in enumerate(latest["raters"])}
+        cells: dict[tuple[int, int], float | None] = {(i, i): 1.0 for i in range(len(index))}
+        for p in session_stats["pairwise"]:
+            a, b = index[p["raters"][0]], index[p["raters"][1]]
+            cells[(a, b)] = cells[(b, a)] = p["weighted_kappa_quadratic"]
+        heat = heatmap(latest["raters"], cells, title="Quadratic weighted kappa between raters")
+    s = service.setup(session=session, calibration=calibration)
+    return {
+        "c": calibration,
+        "s": s,
+        "r": data,
+        "latest": latest,
+        "charts": charts,
+        "heat": heat,
+        "masters": service.masters(session=session, calibration=calibration),
+    }
+
+
+@router.get("/calibration/{session_id}/report", response_class=HTMLResponse)
+def facilitator_report(
+    request: Request, user: Facilitator, session: SessionDep, session_id: int
+) -> Response:
+    """The report with every rater's name (the facilitator may look before reveal)."""
+    calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
+    return render(
+        request, "calibration/report.html", _report_context(session, calibration, None, True)
+    )
+
+
+@router.get("/api/calibration/sessions/{session_id}/report", tags=["calibration"])
+def facilitator_report_json(
+    user: Facilitator, session: SessionDep, session_id: int
+) -> JSONResponse:
+    """The report as JSON, for the facilitator."""
+    calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
+    return JSONResponse(
+        service.report(
+            session=session, calibration=calibration, viewer_rater_id=None, names_visible=True
+        )
+    )
+
+
+@router.get("/calibration/{session_id}/ratings.csv")
+def ratings_csv(user: Facilitator, session: SessionDep, session_id: int) -> Response:
+    """Every rating: one row per rater x stimulus x item x round, with the master score."""
+    calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
+    s = service.setup(session=session, calibration=calibration)
+    masters = service.masters(session=session, calibration=calibration)
+    raters = {r.id: r for r in service.raters_of(session=session, calibration=calibration)}
+    stimuli = {st.id: st for st in s.stimuli}
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(
+        [
+            "session_id",
+            "session_title",
+            "rubric",
+            "round",
+            "rater",
+            "rater_kind",
+            "stimulus",
+            "item_key",
+            "value",
+            "master_value",
+            "updated_at",
+        ]
+    )
+    rows = session.exec(
+        select(Rating)
+        .where(Rating.session_id == calibration.id)
+        .order_by(
+            col(Rating.round), col(Rating.rater_id), col(Rating.stimulus_id), col(Rating.item_key)
+        )
+    )
+    for r in rows:
+        rater = raters[r.rater_id]
+        master = masters.get((r.stimulus_id, r.item_key))
+        writer.writerow(
+            [
+                calibration.id,
+                _safe(calibration.title),
+                f"{s.rubric.slug} v{s.rubric.version}",
+                r.round,
+                _safe(rater.display_name),
+                "account" if rater.user_id else "guest",
+                _safe(stimuli[r.stimulus_id].title),
+                r.item_key,
+                r.value,
+                master.value if master else "",
+                r.updated_at.isoformat(),
+            ]
+        )
+    return Response(
+        out.getvalue().encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": (
+                f'attachment; filename="calibration-{calibration.id}-ratings.csv"'
+            )
+        },
+    )
+
+
+def _safe(text: str) -> str:
+    """A cell a spreadsheet will not run as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+# --- raters: joining and rating ---------------------------------------------------------------
+
+
+def _joined(request: Request) -> dict[str, int]:
+    raw = request.session.get("raters")
+    return dict(raw) if isinstance(raw, dict) else {}
+
+
+def _current_rater(
+    request: Request, session: Session, calibration: CalibrationSession, user: User | None
+) -> Rater | None:
+    if user is not None:
+        return session.exec(
+            select(Rater).where(Rater.session_id == calibration.id, Rater.user_id == user.id)
+        ).first()
+    rater_id = _joined(request).get(calibration.code)
+    rater = session.get(Rater, rater_id) if isinstance(rater_id, int) else None
+    return rater if rater is not None and rater.session_id == calibration.id else None
+
+
+@router.get("/join", response_class=HTMLResponse)
+def join_page(request: Request, user: OptionalUser, code: str = "") -> Response:
+    """Join a calibration session with its code, as yourself or as a guest."""
+    return render(
+        request, "calibration/join.html", {"code": service.normalise_code(code), "user": user}
+    )
+
+
+@router.post("/join", response_class=HTMLResponse)
+def join(
+    request: Request,
+    user: OptionalUser,
+    session: SessionDep,
+    code: Annotated[str, Form(max_length=20)] = "",
+    name: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Check the code (guesses are rate-limited) and join."""
+    calibration = service.by_code(session=session, code=code)
+    if calibration is None:
+        wait = join_limit.check(request.client.host if request.client else "unknown")
+        if wait is not None:
+            raise TooManyRequests(
+                f"Too many wrong codes. Try again in {wait} seconds.", retry_after=wait
+            )
+        return render(
+            request,
+            "calibration/join.html",
+            {
+                "code": code,
+                "user": user,
+                "error": "There is no session with that code. Check it with your facilitator.",
+            },
+            status_code=404,
+        )
+    try:
+        rater = service.join(session=session, calibration=calibration, user=user, guest_name=name)
+    except Invalid as exc:
+        return render(
+            request,
+            "calibration/join.html",
+            {"code": code, "user": user, "error": exc.message},
+            status_code=422,
+        )
+    if user is None:
+        joined = _joined(request)
+        joined[calibration.code] = rater.id  # type: ignore[assignment]
+        request.session["raters"] = joined
+    return RedirectResponse(f"/c/{calibration.code}", status_code=303)
+
+
+def _rater_or_join(
+    request: Request, session: Session, code: str, user: User | None
+) -> tuple[CalibrationSession, Rater]:
+    calibration = service.by_code(session=session, code=code)
+    if calibration is None:
+        raise NotFound("There is no session with that code.")
+    rater = _current_rater(request, session, calibration, user)
+    if rater is None:
+        raise Forbidden("Join this session with its code first.")
+    return calibration, rater
+
+
+@router.get("/c/{code}", response_class=HTMLResponse)
+def rate_page(request: Request, user: OptionalUser, session: SessionDep, code: str) -> Response:
+    """Rate every stimulus x item, blind; after reveal, the report."""
+    calibration = service.by_code(session=session, code=code)
+    if calibration is None:
+        raise NotFound("There is no session with that code.")
+    rater = _current_rater(request, session, calibration, user)
+    if rater is None:
+        return RedirectResponse(f"/join?code={calibration.code}", status_code=303)
+    if calibration.status == SessionStatus.revealed:
+        context = _report_context(session, calibration, rater.id, False)
+        context["rater"] = rater
+        return render(request, "calibration/report.html", context)
+    s = service.setup(session=session, calibration=calibration)
+    return render(
+        request,
+        "calibration/rate.html",
+        {
+            "c": calibration,
+            "s": s,
+            "rater": rater,
+            "mine": service.own_ratings(session=session, calibration=calibration, rater=rater),
+            "done": rater.done_round >= calibration.current_round,
+        },
+    )
+
+
+@router.post("/c/{code}/rate")
+async def rate_form(
+    request: Request, user: OptionalUser, session: SessionDep, code: str
+) -> Response:
+    """Save the rating form (without JavaScript)."""
+    calibration, rater = _rater_or_join(request, session, code, user)
+    form = await request.form()
+    ratings = []
+    for key, value in form.items():
+        if key.startswith("r-") and isinstance(value, str) and value.lstrip("-").isdigit():
+            stimulus, _, item = key[2:].partition("-")
+            if stimulus.isdigit():
+                ratings.append((int(stimulus), item, int(value)))
+    service.rate(session=session, calibration=calibration, rater=rater, ratings=ratings)
+    if form.get("done") == "1":
+        service.mark_done(session=session, calibration=calibration, rater=rater)
+    return RedirectResponse(f"/c/{calibration.code}?saved=1", status_code=303)
+
+
+class RatingIn(BaseModel):
+    """One level for one stimulus x item."""
+
+    stimulus_id: int
+    item_key: str = Field(max_length=63)
+    value: int
+
+
+@router.post("/api/calibration/{code}/ratings", tags=["calibration"])
+def rate_json(
+    request: Request, user: OptionalUser, session: SessionDep, code: str, ratings: list[RatingIn]
+) -> JSONResponse:
+    """Save ratings from the rating page's script (kept on the device until this succeeds)."""
+    calibration, rater = _rater_or_join(request, session, code, user)
+    saved = service.rate(
+        session=session,
+        calibration=calibration,
+        rater=rater,
+        ratings=[(r.stimulus_id, r.item_key, r.value) for r in ratings[:1000]],
+    )
+    return JSONResponse({"saved": saved})
+
+
+@router.get("/api/calibration/{code}/ratings", tags=["calibration"])
+def my_ratings(
+    request: Request, user: OptionalUser, session: SessionDep, code: str
+) -> JSONResponse:
+    """Your own ratings in the current round: before reveal, nobody sees anyone else's."""
+    calibration, rater = _rater_or_join(request, session, code, user)
+    mine = service.own_ratings(session=session, calibration=calibration, rater=rater)
+    return JSONResponse(
+        {
+            "round": calibration.current_round,
+            "ratings": [
+                {"stimulus_id": s, "item_key": k, "value": v} for (s, k), v in mine.items()
+            ],
+        }
+    )
+
+
+@router.post("/c/{code}/done")
+def done(request: Request, user: OptionalUser, session: SessionDep, code: str) -> Response:
+    """Mark yourself done for this round."""
+    calibration, rater = _rater_or_join(request, session, code, user)
+    service.mark_done(session=session, calibration=calibration, rater=rater)
+    return RedirectResponse(f"/c/{calibration.code}", status_code=303)
+
+
+@router.get("/api/calibration/{code}/report", tags=["calibration"])
+def participant_report(
+    request: Request, user: OptionalUser, session: SessionDep, code: str
+) -> JSONResponse:
+    """The report for a participant, after reveal (others anonymised)."""
+    calibration, rater = _rater_or_join(request, session, code, user)
+    if calibration.status != SessionStatus.revealed:
+        raise Forbidden("The report is shown after the facilitator reveals it.")
+    return JSONResponse(
+        service.report(
+            session=session, calibration=calibration, viewer_rater_id=rater.id, names_visible=False
+        )
+    )
+
+
+@router.get("/calibration-history", response_class=HTMLResponse)
+def history_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    """Your agreement with master scores across sessions, and whether you are calibrated."""
+    bar = request.app.state.settings.calibrated_within_one
+    return render(
+        request, "calibration/history.html", service.history(session=session, user=user, bar=bar)
+    )

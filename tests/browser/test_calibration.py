@@ -1,0 +1,69 @@
+"""A facilitator runs a calibration session; two raters on their own devices join and rate."""
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from app.demo import DEMO_PASSWORD
+from tests.browser.conftest import LiveServer, screenshot, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+def _rater(browser: Browser, server: LiveServer, code: str, name: str) -> Page:
+    context = browser.new_context(viewport={"width": 820, "height": 1180}, has_touch=True)
+    page = context.new_page()
+    page.goto(server.url + "/join")
+    page.get_by_label("Code").fill(code.lower())
+    page.get_by_label("Your name").fill(name)
+    page.get_by_role("button", name="Join").tap()
+    expect(page.locator(".lede")).to_contain_text(f"Rating as {name}")
+    return page
+
+
+def test_facilitator_runs_a_session_and_reveals_the_report(
+    live_server: LiveServer, page: Page, browser: Browser
+) -> None:
+    sign_in(page, live_server.url, "facilitator@demo.walkthrough.test", DEMO_PASSWORD)
+    page.get_by_role("link", name="Calibration", exact=True).tap()
+    page.get_by_label("Title", exact=True).fill("Winter convening")
+    page.get_by_label("Rubric").select_option(label="Math-Talk Learning Community v1")
+    page.get_by_label("First excerpt's title").fill("Grade 5 area models")
+    page.get_by_label("Transcript (one line per turn of talk)").fill(
+        "T: How did you find the area?\n"
+        "S1: I split it into two rectangles.\n"
+        "S2: I did it another way."
+    )
+    page.get_by_role("button", name="Create session").tap()
+    code = page.locator("[data-code]").inner_text().strip()
+    assert len(code) == 6
+
+    raters = [_rater(browser, live_server, code, name) for name in ("Ana", "Ben")]
+    for rater, level in zip(raters, ("2", "3"), strict=True):
+        expect(rater.locator(".transcript li")).to_have_count(3)
+        for item in (
+            "questioning",
+            "explaining_thinking",
+            "sources_of_ideas",
+            "responsibility_for_learning",
+        ):
+            rater.locator(f"label[for$='-{item}-{level}']").tap()
+        expect(rater.locator("[data-rate-status]")).to_have_text("Saved.")
+        rater.get_by_role("button", name="I am done").tap()
+        expect(rater.get_by_role("status").first).to_contain_text("Saved")
+    screenshot(raters[0], "calibration-rater")
+
+    expect(page.locator("[data-board-summary]")).to_contain_text(
+        "2 joined · 2 done", timeout=10_000
+    )
+    screenshot(page, "calibration-board")
+    page.get_by_role("button", name="Reveal the report").tap()
+    expect(page.locator("h1")).to_contain_text("agreement")
+    expect(page.locator("[data-session-stats]")).to_be_visible()
+    expect(page.locator(".heatmap")).to_be_visible()
+    screenshot(page, "calibration-report")
+
+    raters[0].reload()
+    expect(raters[0].locator(".lede")).to_contain_text("you are Ana")
+    expect(raters[0].locator("[data-item]")).to_have_count(4)
+    for rater in raters:
+        rater.context.close()

@@ -1,0 +1,350 @@
+"""Calibration sessions: create, join by code, blind rating, board, reveal, rounds, history."""
+
+import re
+import threading
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from app.calibration.models import CalibrationSession, Rating, Stimulus
+from app.calibration.routes import join_limit
+from app.calibration.service import CODE_ALPHABET
+from tests.conftest import World, csrf_from, login
+
+TRANSCRIPT = "T: What do you notice?\nS1: Three fourths is bigger.\nS2: I disagree, because..."
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limits() -> None:
+    join_limit._hits.clear()
+
+
+def _create(
+    client: TestClient, token: str, rubric_slug: str = "math-talk-community"
+) -> CalibrationSession:
+    page = client.get("/calibration").text
+    rubric_id = re.search(
+        rf'<option value="(\d+)"[^>]*>[^<]*{"Math-Talk" if "talk" in rubric_slug else ""}', page
+    )
+    assert rubric_id
+    response = client.post(
+        "/calibration",
+        data={
+            "csrf_token": token,
+            "title": "Fall convening",
+            "rubric_version_id": rubric_id.group(1),
+            "stimulus_title": "Grade 4 fractions",
+            "kind": "transcript",
+            "transcript": TRANSCRIPT,
+        },
+    )
+    assert response.status_code == 303, response.text
+    session_id = int(response.headers["location"].rsplit("/", 1)[1])
+    with Session(client.app.state.engine) as s:  # type: ignore[attr-defined]
+        found = s.get(CalibrationSession, session_id)
+        assert found is not None
+        return found
+
+
+def _guest(app: FastAPI, code: str, name: str) -> tuple[TestClient, str]:
+    guest = TestClient(app, follow_redirects=False)
+    token = csrf_from(guest, "/join")
+    response = guest.post("/join", data={"csrf_token": token, "code": code.lower(), "name": name})
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == f"/c/{code}"
+    return guest, token
+
+
+def _stimulus_id(app: FastAPI, calibration: CalibrationSession) -> int:
+    with Session(app.state.engine) as s:
+        st = s.exec(select(Stimulus).where(Stimulus.session_id == calibration.id)).one()
+        assert st.id is not None
+        return st.id
+
+
+def _rate(
+    client: TestClient, token: str, code: str, values: dict[str, int], stimulus_id: int
+) -> None:
+    response = client.post(
+        f"/api/calibration/{code}/ratings",
+        json=[{"stimulus_id": stimulus_id, "item_key": k, "value": v} for k, v in values.items()],
+        headers={"X-CSRF-Token": token},
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_facilitator_creates_a_session_with_a_short_unambiguous_code(
+    client: TestClient, world: World
+) -> None:
+    calibration = _create(client, login(client, world.facilitator))
+    assert len(calibration.code) == 6 and set(calibration.code) <= set(CODE_ALPHABET)
+    assert calibration.item_keys == [
+        "questioning",
+        "explaining_thinking",
+        "sources_of_ideas",
+        "responsibility_for_learning",
+    ]
+    page = client.get(f"/calibration/{calibration.id}").text
+    assert calibration.code in page and "Nobody has joined yet." in page
+
+
+@pytest.mark.parametrize("role", ["observer", "principal"])
+def test_only_facilitators_and_admins_run_sessions(
+    client: TestClient, world: World, role: str
+) -> None:
+    token = login(client, getattr(world, role))
+    assert client.get("/calibration").status_code == 403
+    assert client.post("/calibration", data={"csrf_token": token, "title": "x"}).status_code == 403
+
+
+def test_another_facilitator_cannot_see_my_session_but_an_admin_can(
+    client: TestClient, world: World, app: FastAPI, session: Session
+) -> None:
+    from app.accounts.models import Role
+
+    calibration = _create(client, login(client, world.facilitator))
+    other_user = world.user(Role.facilitator, email="f2@example.org")
+    session.commit()
+    other = TestClient(app, follow_redirects=False)
+    login(other, other_user)
+    assert other.get(f"/calibration/{calibration.id}").status_code == 404
+    admin = TestClient(app, follow_redirects=False)
+    login(admin, world.admin)
+    assert admin.get(f"/calibration/{calibration.id}").status_code == 200
+
+
+def test_guests_rate_blind_and_only_their_own_session(
+    client: TestClient, world: World, app: FastAPI, session: Session
+) -> None:
+    calibration = _create(client, login(client, world.facilitator))
+    sid = _stimulus_id(app, calibration)
+    ana, ana_token = _guest(app, calibration.code, "Ana")
+    ben, ben_token = _guest(app, calibration.code, "Ben")
+    _rate(ana, ana_token, calibration.code, {"questioning": 2, "explaining_thinking": 1}, sid)
+    _rate(ana, ana_token, calibration.code, {"questioning": 3}, sid)  # changed: an upsert
+    _rate(ben, ben_token, calibration.code, {"questioning": 0}, sid)
+    mine = ana.get(f"/api/calibration/{calibration.code}/ratings").json()["ratings"]
+    assert sorted((r["item_key"], r["value"]) for r in mine) == [
+        ("explaining_thinking", 1),
+        ("questioning", 3),
+    ]
+    assert ana.get(f"/api/calibration/{calibration.code}/report").status_code == 403  # blind
+    page = ana.get(f"/c/{calibration.code}").text
+    assert "Ben" not in page
+    assert session.exec(select(func.count()).select_from(Rating)).one() == 3
+    # a guest is limited to the session whose code they used
+    other = _create(client, csrf_from(client, "/calibration"))
+    assert ana.get(f"/api/calibration/{other.code}/ratings").status_code == 403
+    assert ana.get(f"/c/{other.code}").headers["location"] == f"/join?code={other.code}"
+    assert ana.get(f"/calibration/{calibration.id}").status_code == 303  # no facilitator pages
+
+
+def test_bad_ratings_and_done_raters_are_refused(
+    client: TestClient, world: World, app: FastAPI
+) -> None:
+    calibration = _create(client, login(client, world.facilitator))
+    sid = _stimulus_id(app, calibration)
+    ana, token = _guest(app, calibration.code, "Ana")
+    bad = ana.post(
+        f"/api/calibration/{calibration.code}/ratings",
+        json=[{"stimulus_id": sid, "item_key": "questioning", "value": 9}],
+        headers={"X-CSRF-Token": token},
+    )
+    assert bad.status_code == 422 and "9 is not a level" in bad.json()["detail"]
+    assert ana.post(f"/c/{calibration.code}/done", data={"csrf_token": token}).status_code == 303
+    late = ana.post(
+        f"/api/calibration/{calibration.code}/ratings",
+        json=[{"stimulus_id": sid, "item_key": "questioning", "value": 1}],
+        headers={"X-CSRF-Token": token},
+    )
+    assert late.status_code == 409
+
+
+def test_wrong_codes_are_rate_limited(client: TestClient, world: World) -> None:
+    token = csrf_from(client, "/join")
+    statuses = [
+        client.post("/join", data={"csrf_token": token, "code": "ZZZZZZ", "name": "x"}).status_code
+        for _ in range(21)
+    ]
+    assert statuses[:20] == [404] * 20
+    assert statuses[20] == 429
+
+
+def test_board_reveal_and_the_report(client: TestClient, world: World, app: FastAPI) -> None:
+    token = login(client, world.facilitator)
+    calibration = _create(client, token)
+    sid = _stimulus_id(app, calibration)
+    client.post(
+        f"/calibration/{calibration.id}/master",
+        data={
+            "csrf_token": token,
+            f"master-{sid}-questioning": "2",
+            f"rationale-{sid}-questioning": "Teacher probes twice.",
+        },
+    )
+    raters = []
+    for name, value in (("Ana", 2), ("Ben", 2), ("Cy", 1)):
+        guest, gtoken = _guest(app, calibration.code, name)
+        _rate(
+            guest,
+            gtoken,
+            calibration.code,
+            {
+                "questioning": value,
+                "explaining_thinking": value,
+                "sources_of_ideas": 1,
+                "responsibility_for_learning": 1,
+            },
+            sid,
+        )
+        raters.append((guest, gtoken, name))
+    raters[0][0].post(f"/c/{calibration.code}/done", data={"csrf_token": raters[0][1]})
+    board = client.get(f"/calibration/{calibration.id}", headers={"HX-Request": "true"}).text
+    assert "<html" not in board and "3 joined · 1 done" in board
+    assert "4 / 4" in board
+    client.post(
+        f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
+    )
+    report = raters[2][0].get(f"/api/calibration/{calibration.code}/report").json()
+    assert report["latest"]["raters"] == [
+        "Rater 1",
+        "Rater 2",
+        "Cy",
+    ]  # others anonymised for guests
+    assert report["master"] == [
+        {
+            "stimulus_id": sid,
+            "item_key": "questioning",
+            "value": 2,
+            "rationale": "Teacher probes twice.",
+        }
+    ]
+    assert report["latest"]["items"]["questioning"]["distribution"] == {
+        0: 0,
+        1: 1,
+        2: 2,
+        3: 0,
+    } or report["latest"]["items"]["questioning"]["distribution"] == {
+        "0": 0,
+        "1": 1,
+        "2": 2,
+        "3": 0,
+    }
+    page = raters[2][0].get(f"/c/{calibration.code}").text
+    assert "Teacher probes twice." in page and "<svg" in page
+    full = client.get(f"/api/calibration/sessions/{calibration.id}/report").json()
+    assert full["latest"]["raters"] == ["Ana", "Ben", "Cy"]
+    vs = {v["rater"]: v for v in full["latest"]["session"]["vs_master"]}
+    assert vs["Cy"]["exact_agreement"] == 0.0 and vs["Ana"]["exact_agreement"] == 1.0
+    html = client.get(f"/calibration/{calibration.id}/report").text
+    assert "Rater by rater" in html
+
+
+def test_round_two_starts_blind_and_the_report_shows_the_change(
+    client: TestClient, world: World, app: FastAPI
+) -> None:
+    token = login(client, world.facilitator)
+    calibration = _create(client, token)
+    sid = _stimulus_id(app, calibration)
+    guests = [_guest(app, calibration.code, n) for n in ("Ana", "Ben")]
+    for (g, t), v in zip(guests, (0, 3), strict=True):
+        _rate(g, t, calibration.code, {"questioning": v}, sid)
+    client.post(
+        f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "next_round"}
+    )
+    assert guests[0][0].get(f"/api/calibration/{calibration.code}/ratings").json() == {
+        "round": 2,
+        "ratings": [],
+    }
+    for g, t in guests:
+        _rate(g, t, calibration.code, {"questioning": 2}, sid)
+    report = client.get(f"/api/calibration/sessions/{calibration.id}/report").json()
+    assert [r["round"] for r in report["rounds"]] == [1, 2]
+    assert report["round_change"]["items"]["questioning"] == [0.0, 1.0]
+
+
+def test_history_and_the_calibrated_badge(client: TestClient, world: World, app: FastAPI) -> None:
+    token = login(client, world.facilitator)
+    calibration = _create(client, token)
+    sid = _stimulus_id(app, calibration)
+    client.post(
+        f"/calibration/{calibration.id}/master",
+        data={
+            "csrf_token": token,
+            f"master-{sid}-questioning": "2",
+            f"master-{sid}-explaining_thinking": "1",
+        },
+    )
+    coach = TestClient(app, follow_redirects=False)
+    ctoken = login(coach, world.observer)
+    coach.post("/join", data={"csrf_token": ctoken, "code": calibration.code})
+    _rate(coach, ctoken, calibration.code, {"questioning": 3, "explaining_thinking": 1}, sid)
+    assert "No revealed sessions" in coach.get("/calibration-history").text
+    client.post(
+        f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
+    )
+    page = coach.get("/calibration-history").text
+    assert "Calibrated" in page and "data-calibrated" in page  # 2 of 2 within one level
+    assert "50%" in page  # exact agreement with master
+
+
+def test_ratings_csv(client: TestClient, world: World, app: FastAPI) -> None:
+    token = login(client, world.facilitator)
+    calibration = _create(client, token)
+    sid = _stimulus_id(app, calibration)
+    guest, gtoken = _guest(app, calibration.code, "=Evil()")
+    _rate(guest, gtoken, calibration.code, {"questioning": 1}, sid)
+    csv_text = client.get(f"/calibration/{calibration.id}/ratings.csv").text
+    lines = csv_text.split("\r\n")
+    assert lines[0].startswith("session_id,session_title,rubric,round,rater")
+    assert ",'=Evil(),guest," in lines[1]
+
+
+def test_sixty_raters_rate_at_once_and_nothing_is_lost(
+    client: TestClient, world: World, app: FastAPI, session: Session
+) -> None:
+    token = login(client, world.facilitator)
+    calibration = _create(client, token)
+    sid = _stimulus_id(app, calibration)
+    guests = [_guest(app, calibration.code, f"Rater {i:02d}") for i in range(60)]
+    barrier = threading.Barrier(len(guests))
+    errors: list[BaseException] = []
+
+    def rate(i: int) -> None:
+        guest, gtoken = guests[i]
+        barrier.wait()
+        try:
+            _rate(
+                guest,
+                gtoken,
+                calibration.code,
+                {
+                    "questioning": i % 4,
+                    "explaining_thinking": (i // 2) % 4,
+                    "sources_of_ideas": 1,
+                    "responsibility_for_learning": 2,
+                },
+                sid,
+            )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=rate, args=(i,)) for i in range(60)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    session.rollback()
+    assert session.exec(select(func.count()).select_from(Rating)).one() == 240
+    report = client.get(f"/api/calibration/sessions/{calibration.id}/report").json()
+    latest = report["latest"]
+    assert len(latest["raters"]) == 60
+    assert latest["items"]["questioning"]["distribution"] in (
+        {"0": 15, "1": 15, "2": 15, "3": 15},
+        {0: 15, 1: 15, 2: 15, 3: 15},
+    )
+    assert latest["items"]["sources_of_ideas"]["exact_agreement"] == 1.0
