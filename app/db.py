@@ -1,10 +1,13 @@
 """Database engine, the per-request session, UTC timestamps and migrations."""
 
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from alembic import command
 from alembic.config import Config
 from fastapi import Depends, Request
@@ -12,6 +15,8 @@ from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel, create_engine
+
+from app.errors import ServiceUnavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -125,7 +130,33 @@ def migrate(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
-def get_session(request: Request) -> Iterator[Session]:
+# SQLite has one writer at a time. Requests that write queue here, waiting in threads of
+# their own, instead of waiting for the lock inside the request thread pool: 40 requests
+# blocked on SQLite's lock would leave no thread for the one holding it to finish.
+_sqlite_writer = threading.Lock()
+_writer_waits = anyio.CapacityLimiter(1000)
+
+
+async def sqlite_write_gate(request: Request) -> AsyncIterator[None]:
+    """For writing requests on SQLite: one at a time in this process."""
+    engine: Engine = request.app.state.engine
+    if request.method not in WRITE_METHODS or engine.dialect.name != "sqlite":
+        yield
+        return
+    acquired = await anyio.to_thread.run_sync(
+        lambda: _sqlite_writer.acquire(timeout=60), limiter=_writer_waits
+    )
+    if not acquired:
+        raise ServiceUnavailable("The server is busy saving other work; please try again.")
+    try:
+        yield
+    finally:
+        _sqlite_writer.release()
+
+
+def get_session(
+    request: Request, _turn: Annotated[None, Depends(sqlite_write_gate, scope="function")]
+) -> Iterator[Session]:
     """One session per request: commit on success, roll back on error."""
     engine: Engine = request.app.state.engine
     with Session(engine, expire_on_commit=False) as session:

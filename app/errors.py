@@ -56,6 +56,11 @@ class Invalid(AppError):
     title = "Please fix the marked fields"
 
 
+class ServiceUnavailable(AppError):
+    status_code = 503
+    title = "Busy"
+
+
 class TooManyRequests(AppError):
     status_code = 429
     title = "Too many attempts"
