@@ -18,6 +18,7 @@ from app.calibration.routes import router as calibration_router
 from app.config import Settings, get_settings
 from app.db import make_engine
 from app.errors import install_error_handlers
+from app.exports.routes import router as exports_router
 from app.observations.routes import router as observations_router
 from app.rubrics.loader import RubricProblems, sync_rubrics
 from app.rubrics.routes import router as rubrics_router
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(observations_router)
     app.include_router(sync_router)
     app.include_router(calibration_router)
+    app.include_router(exports_router)
     _document_push_items(app)
 
     @app.get("/healthz", tags=["ops"])

@@ -2,6 +2,7 @@
 
 from app.accounts.models import ApiToken, LoginFailure, School, Teacher, User
 from app.calibration.models import CalibrationSession, MasterScore, Rater, Rating, Stimulus
+from app.exports.models import ExportLog
 from app.observations.models import Observation, ObservationConflict, ObservationRevision
 from app.rubrics.models import RubricVersion
 from app.sync.models import ChangeCounter
@@ -10,6 +11,7 @@ __all__ = [
     "ApiToken",
     "CalibrationSession",
     "ChangeCounter",
+    "ExportLog",
     "LoginFailure",
     "MasterScore",
     "Observation",

@@ -209,3 +209,9 @@ def login(client: TestClient, user: User, password: str = PASSWORD) -> str:
     )
     assert response.status_code == 303, response.text
     return csrf_from(client, "/")
+
+
+@pytest.fixture
+def ready(client: TestClient, world: World) -> World:
+    """The world, with the app started (rubrics loaded)."""
+    return world

@@ -4,14 +4,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.accounts.models import Teacher, User
 from app.observations import service
 from app.observations.models import Observation, ObservationStatus
-from tests.conftest import World
 
 
 def make_observation(
@@ -39,9 +36,3 @@ def make_observation(
     obs, _ = service.save(session=session, user=user, obs_id=uuid.uuid4(), payload=payload)
     session.commit()
     return obs
-
-
-@pytest.fixture
-def ready(client: TestClient, world: World) -> World:
-    """The world, with the app started (rubrics loaded)."""
-    return world

@@ -1,0 +1,585 @@
+"""CSV exports of observation and calibration data: streamed from a server-side cursor in
+constant memory, RFC 4180 with CRLF line ends, formula-safe, with a codebook.
+
+Decisions (see docs/exports.md):
+- Long (tidy) format: one row per observation x item; the observation's overall notes and
+  tags are columns of their own, repeated on each of its rows, so every row stands alone.
+- Numbers are written as numbers; only text cells are neutralised against spreadsheet
+  formulas (a leading =, +, -, @, tab or carriage return gets a leading apostrophe).
+- Times are ISO 8601 with an offset, in UTC.
+"""
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import and_, func, select, true
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.accounts.models import Role, School, Teacher, User
+from app.observations.models import Observation, ObservationStatus
+from app.rubrics.loader import RubricDefinition, ScaleItem
+from app.rubrics.models import RubricVersion
+
+DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+CHUNK_ROWS = 500
+
+Kind = Literal["observations_long", "observations_wide"]
+
+CALIBRATION_COLUMNS: list[tuple[str, str, str]] = [
+    ("session_id", "integer", "Calibration session."),
+    ("session_title", "string", "Its title."),
+    ("rubric_slug", "string", "Rubric identifier."),
+    ("rubric_version", "integer", "Rubric version number."),
+    ("round", "integer", "Rating round (1, then 2 after discussion, ...)."),
+    ("rater", "string", "Rater's display name."),
+    ("rater_kind", "string", "account or guest."),
+    ("stimulus", "string", "The excerpt rated."),
+    ("item_key", "string", "Item identifier."),
+    ("value", "integer", "The level given."),
+    ("master_value", "integer", "The master (anchor) score, when set."),
+    ("rated_at", "datetime", "When the rating was last changed (ISO 8601, UTC)."),
+]
+
+LONG_COLUMNS: list[tuple[str, str, str]] = [
+    ("observation_id", "string", "The observation's UUID (minted by the observer's device)."),
+    ("revision", "integer", "The observation's revision number at export time."),
+    ("status", "string", "draft or submitted."),
+    ("observed_at", "datetime", "When the visit started (ISO 8601, UTC)."),
+    ("submitted_at", "datetime", "When it was first submitted (ISO 8601, UTC); empty for drafts."),
+    ("school", "string", "School name."),
+    ("teacher", "string", "Teacher's name (from the roster, or as typed)."),
+    (
+        "teacher_district_id",
+        "string",
+        "The district's staff id, when the teacher is on the roster.",
+    ),
+    ("observer", "string", "Who recorded the observation."),
+    ("grade", "string", "Grade observed."),
+    ("subject", "string", "Subject or course."),
+    ("rubric_slug", "string", "Rubric identifier."),
+    ("rubric_version", "integer", "Rubric version number (every record pins its version)."),
+    ("section", "string", "Rubric section of the item."),
+    ("item_key", "string", "Item identifier within the rubric version."),
+    ("item_title", "string", "Item wording."),
+    ("item_kind", "string", "scale, count, check or text."),
+    ("value", "any", "Level (scale), tally (count), true/false (check) or text; empty if unrated."),
+    ("level_label", "string", "The label of the level, for scale items."),
+    (
+        "not_observed",
+        "boolean",
+        "true when the observer marked the item not observed (not a score).",
+    ),
+    ("evidence", "string", "The observer's evidence note for the item."),
+    ("tags", "string", "The observation's tags, separated by '; '."),
+    ("overall_notes", "string", "The observation's overall notes (repeated on each of its rows)."),
+]
+WIDE_BASE = [c for c in LONG_COLUMNS[:13]] + [LONG_COLUMNS[21], LONG_COLUMNS[22]]
+
+
+def cell(value: Any) -> Any:
+    """A value ready for the csv module: numbers stay numbers, text is formula-safe."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = str(value)
+    return "'" + text if text.startswith(DANGEROUS) else text
+
+
+class _Writer:
+    """csv.writer over an in-memory buffer that is drained chunk by chunk."""
+
+    def __init__(self, bom: bool) -> None:
+        self.buffer = io.StringIO(newline="")
+        self.writer = csv.writer(self.buffer, lineterminator="\r\n")
+        self.prefix = "\ufeff" if bom else ""
+
+    def row(self, values: list[Any]) -> None:
+        self.writer.writerow([cell(v) for v in values])
+
+    def drain(self) -> bytes:
+        text = self.prefix + self.buffer.getvalue()
+        self.prefix = ""
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        return text.encode("utf-8")
+
+
+@dataclass
+class Filters:
+    """What to export. None means any; schools may be several."""
+
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    school_ids: list[int] = field(default_factory=list)
+    rubric_slug: str | None = None
+    rubric_version: int | None = None
+    observer_id: int | None = None
+    status: ObservationStatus | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the audit log."""
+        return {
+            "from": self.date_from.isoformat() if self.date_from else None,
+            "to": self.date_to.isoformat() if self.date_to else None,
+            "school_ids": self.school_ids,
+            "rubric": self.rubric_slug,
+            "version": self.rubric_version,
+            "observer_id": self.observer_id,
+            "status": self.status.value if self.status else None,
+        }
+
+
+_O = Observation.__table__.c  # type: ignore[attr-defined]
+_S = School.__table__.c  # type: ignore[attr-defined]
+_T = Teacher.__table__.c  # type: ignore[attr-defined]
+_U = User.__table__.c  # type: ignore[attr-defined]
+_R = RubricVersion.__table__.c  # type: ignore[attr-defined]
+
+
+def scope(user: User) -> ColumnElement[bool]:
+    """Admins export every school; principals their own school only (submitted work)."""
+    if user.role == Role.admin:
+        return true()
+    return and_(_O.school_id == user.school_id, _O.status == ObservationStatus.submitted)
+
+
+def _base(*columns: Any) -> Any:
+    return (
+        select(*columns)
+        .select_from(Observation.__table__)  # type: ignore[attr-defined]
+        .join(RubricVersion.__table__, _R.id == _O.rubric_version_id)  # type: ignore[attr-defined]
+    )
+
+
+def _query(user: User, f: Filters) -> Any:
+    stmt = (
+        _base(
+            _O.id,
+            _O.revision,
+            _O.status,
+            _O.observed_at,
+            _O.submitted_at,
+            _S.name,
+            _O.teacher_name,
+            _T.district_id,
+            _U.name,
+            _O.grade,
+            _O.subject,
+            _R.slug,
+            _R.version,
+            _O["values"],
+            _O.tags,
+            _O.overall_notes,
+            _O.rubric_version_id,
+        )
+        .join(School.__table__, _S.id == _O.school_id)  # type: ignore[attr-defined]
+        .join(User.__table__, _U.id == _O.observer_id)  # type: ignore[attr-defined]
+        .outerjoin(Teacher.__table__, _T.id == _O.teacher_id)  # type: ignore[attr-defined]
+        .where(_O.deleted_at.is_(None), scope(user))
+    )
+    return _filtered(stmt, f).order_by(_O.observed_at, _O.id)
+
+
+def _filtered(stmt: Any, f: Filters) -> Any:
+    if f.date_from:
+        stmt = stmt.where(_O.observed_at >= f.date_from)
+    if f.date_to:
+        stmt = stmt.where(_O.observed_at < f.date_to)
+    if f.school_ids:
+        stmt = stmt.where(_O.school_id.in_(f.school_ids))
+    if f.observer_id is not None:
+        stmt = stmt.where(_O.observer_id == f.observer_id)
+    if f.status is not None:
+        stmt = stmt.where(_O.status == f.status)
+    if f.rubric_slug:
+        stmt = stmt.where(_R.slug == f.rubric_slug)
+    if f.rubric_version is not None:
+        stmt = stmt.where(_R.version == f.rubric_version)
+    return stmt
+
+
+def rubric_versions(engine: Engine, user: User, f: Filters) -> list[RubricVersion]:
+    """The rubric versions the filtered observations use."""
+    from sqlmodel import Session
+    from sqlmodel import select as sm_select
+
+    ids = _filtered(_base(_O.rubric_version_id).where(_O.deleted_at.is_(None), scope(user)), f)
+    with Session(engine) as session:
+        found = session.exec(
+            sm_select(RubricVersion).where(_R.id.in_(ids.distinct())).order_by(_R.slug, _R.version)
+        )
+        return list(found)
+
+
+def count_rows(engine: Engine, user: User, f: Filters, kind: Kind) -> int:
+    """How many data rows the export will have (the page shows it before downloading)."""
+    stmt = _filtered(
+        _base(_O.rubric_version_id, func.count()).where(_O.deleted_at.is_(None), scope(user)), f
+    ).group_by(_O.rubric_version_id)
+    with engine.connect() as conn:
+        per_version: dict[int, int] = {row[0]: row[1] for row in conn.execute(stmt)}
+        if kind == "observations_wide":
+            return int(sum(per_version.values()))
+        total = 0
+        for rv_id, n in per_version.items():
+            content = conn.execute(select(_R.content).where(_R.id == rv_id)).scalar_one()
+            total += n * sum(1 for _ in RubricDefinition.model_validate(content).items())
+        return total
+
+
+@dataclass
+class _Item:
+    section: str
+    key: str
+    title: str
+    kind: str
+    labels: dict[Any, str]
+
+
+def _items(content: dict[str, Any]) -> list[_Item]:
+    definition = RubricDefinition.model_validate(content)
+    return [
+        _Item(
+            section.title,
+            item.key,
+            item.title,
+            item.kind,
+            {lv.value: lv.label for lv in item.levels} if isinstance(item, ScaleItem) else {},
+        )
+        for section, item in definition.items()
+    ]
+
+
+def stream_long(
+    engine: Engine, user: User, f: Filters, *, bom: bool, counter: list[int]
+) -> Iterator[bytes]:
+    """The long (tidy) CSV, a chunk at a time; counter[0] ends as the number of data rows."""
+    out = _Writer(bom)
+    out.row([c[0] for c in LONG_COLUMNS])
+    items_by_version: dict[int, list[_Item]] = {}
+    pending = 0
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=1000).execute(
+            _query(user, f)
+        )
+        for row in result:
+            (
+                obs_id,
+                revision,
+                status,
+                observed_at,
+                submitted_at,
+                school,
+                teacher,
+                district_id,
+                observer,
+                grade,
+                subject,
+                slug,
+                version,
+                values,
+                tags,
+                notes,
+                rv_id,
+            ) = row
+            items = items_by_version.get(rv_id)
+            if items is None:
+                content = conn.execute(select(_R.content).where(_R.id == rv_id)).scalar_one()
+                items = items_by_version[rv_id] = _items(content)
+            head = [
+                str(obs_id),
+                revision,
+                _status(status),
+                observed_at,
+                submitted_at,
+                school,
+                teacher,
+                district_id,
+                observer,
+                grade,
+                subject,
+                slug,
+                version,
+            ]
+            tag_text = "; ".join(tags or [])
+            for item in items:
+                entry = (values or {}).get(item.key) or {}
+                value = entry.get("value")
+                out.row(
+                    [
+                        *head,
+                        item.section,
+                        item.key,
+                        item.title,
+                        item.kind,
+                        value,
+                        item.labels.get(value, "") if value is not None else "",
+                        bool(entry.get("not_observed")),
+                        entry.get("evidence", ""),
+                        tag_text,
+                        notes,
+                    ]
+                )
+                counter[0] += 1
+                pending += 1
+            if pending >= CHUNK_ROWS:
+                pending = 0
+                yield out.drain()
+    yield out.drain()
+
+
+def stream_wide(
+    engine: Engine, user: User, f: Filters, *, bom: bool, counter: list[int]
+) -> Iterator[bytes]:
+    """The wide CSV (one row per observation) for a single rubric version."""
+    versions = rubric_versions(engine, user, f)
+    if len(versions) > 1:
+        raise ValueError("mixed")
+    out = _Writer(bom)
+    items = _items(versions[0].content) if versions else []
+    header = [c[0] for c in WIDE_BASE]
+    for item in items:
+        header.append(item.key)
+        header.append(f"{item.key}__not_observed")
+        header.append(f"{item.key}__evidence")
+    out.row(header)
+    pending = 0
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=1000).execute(
+            _query(user, f)
+        )
+        for row in result:
+            (
+                obs_id,
+                revision,
+                status,
+                observed_at,
+                submitted_at,
+                school,
+                teacher,
+                district_id,
+                observer,
+                grade,
+                subject,
+                slug,
+                version,
+                values,
+                tags,
+                notes,
+                _rv,
+            ) = row
+            line = [
+                str(obs_id),
+                revision,
+                _status(status),
+                observed_at,
+                submitted_at,
+                school,
+                teacher,
+                district_id,
+                observer,
+                grade,
+                subject,
+                slug,
+                version,
+                "; ".join(tags or []),
+                notes,
+            ]
+            for item in items:
+                entry = (values or {}).get(item.key) or {}
+                line += [
+                    entry.get("value"),
+                    bool(entry.get("not_observed")),
+                    entry.get("evidence", ""),
+                ]
+            out.row(line)
+            counter[0] += 1
+            pending += 1
+            if pending >= CHUNK_ROWS:
+                pending = 0
+                yield out.drain()
+    yield out.drain()
+
+
+def _status(status: Any) -> str:
+    return status.value if isinstance(status, ObservationStatus) else str(status)
+
+
+def codebook_csv(kind: Kind, versions: list[RubricVersion]) -> bytes:
+    """Every column (name, type, meaning), then every exported rubric version's items and levels."""
+    out = _Writer(bom=False)
+    out.row(["section", "name", "type", "meaning"])
+    columns = LONG_COLUMNS if kind == "observations_long" else WIDE_BASE
+    for name, typ, meaning in columns:
+        out.row(["column", name, typ, meaning])
+    if kind == "observations_wide":
+        for item in _items(versions[0].content) if versions else []:
+            typ = {"scale": "integer", "count": "integer", "check": "boolean", "text": "string"}[
+                item.kind
+            ]
+            out.row(["column", item.key, typ, f"{item.title} ({item.kind})"])
+            out.row(
+                [
+                    "column",
+                    f"{item.key}__not_observed",
+                    "boolean",
+                    f"{item.title}: marked not observed",
+                ]
+            )
+            out.row(["column", f"{item.key}__evidence", "string", f"{item.title}: evidence note"])
+    out.row([])
+    out.row(
+        [
+            "rubric",
+            "version",
+            "section",
+            "item_key",
+            "item_kind",
+            "item_title",
+            "level_value",
+            "level_label",
+        ]
+    )
+    for rv in versions:
+        for item in _items(rv.content):
+            if item.labels:
+                for value, label in item.labels.items():
+                    out.row(
+                        [
+                            rv.slug,
+                            rv.version,
+                            item.section,
+                            item.key,
+                            item.kind,
+                            item.title,
+                            value,
+                            label,
+                        ]
+                    )
+            else:
+                out.row(
+                    [rv.slug, rv.version, item.section, item.key, item.kind, item.title, "", ""]
+                )
+    return out.drain()
+
+
+def datapackage(kind: Kind, versions: list[RubricVersion], data_name: str) -> bytes:
+    """A Frictionless Data package descriptor, so R and Python tools read the types."""
+    types = {
+        "string": "string",
+        "integer": "integer",
+        "datetime": "datetime",
+        "boolean": "boolean",
+        "any": "any",
+    }
+    columns = LONG_COLUMNS if kind == "observations_long" else WIDE_BASE
+    fields = [{"name": n, "type": types[t], "description": d} for n, t, d in columns]
+    if kind == "observations_wide" and versions:
+        for item in _items(versions[0].content):
+            typ = {"scale": "integer", "count": "integer", "check": "boolean", "text": "string"}[
+                item.kind
+            ]
+            fields += [
+                {"name": item.key, "type": typ, "description": item.title},
+                {"name": f"{item.key}__not_observed", "type": "boolean"},
+                {"name": f"{item.key}__evidence", "type": "string"},
+            ]
+    descriptor = {
+        "profile": "tabular-data-package",
+        "name": "walkthrough-" + kind.replace("_", "-"),
+        "resources": [
+            {
+                "name": kind.replace("_", "-"),
+                "path": data_name,
+                "profile": "tabular-data-resource",
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8",
+                "dialect": {
+                    "delimiter": ",",
+                    "lineTerminator": "\r\n",
+                    "quoteChar": '"',
+                    "header": True,
+                },
+                "schema": {
+                    "fields": fields,
+                    "missingValues": [""],
+                    "trueValues": ["true"],
+                    "falseValues": ["false"],
+                },
+            },
+            {"name": "codebook", "path": "codebook.csv", "format": "csv", "mediatype": "text/csv"},
+        ],
+        "rubric_versions": [
+            {"slug": v.slug, "version": v.version, "content_hash": v.content_hash} for v in versions
+        ],
+    }
+    return json.dumps(descriptor, indent=2, ensure_ascii=False).encode()
+
+
+def stream_calibration(engine: Engine, *, bom: bool, counter: list[int]) -> Iterator[bytes]:
+    """Every calibration rating: one row per session x round x rater x stimulus x item."""
+    from app.calibration.models import CalibrationSession, MasterScore, Rater, Rating, Stimulus
+
+    cs = CalibrationSession.__table__.c  # type: ignore[attr-defined]
+    ra = Rater.__table__.c  # type: ignore[attr-defined]
+    rt = Rating.__table__.c  # type: ignore[attr-defined]
+    st = Stimulus.__table__.c  # type: ignore[attr-defined]
+    ms = MasterScore.__table__.c  # type: ignore[attr-defined]
+    stmt = (
+        select(
+            cs.id,
+            cs.title,
+            _R.slug,
+            _R.version,
+            rt.round,
+            ra.display_name,
+            ra.user_id,
+            st.title,
+            rt.item_key,
+            rt.value,
+            ms.value,
+            rt.updated_at,
+        )
+        .select_from(Rating.__table__)  # type: ignore[attr-defined]
+        .join(CalibrationSession.__table__, cs.id == rt.session_id)  # type: ignore[attr-defined]
+        .join(RubricVersion.__table__, _R.id == cs.rubric_version_id)  # type: ignore[attr-defined]
+        .join(Rater.__table__, ra.id == rt.rater_id)  # type: ignore[attr-defined]
+        .join(Stimulus.__table__, st.id == rt.stimulus_id)  # type: ignore[attr-defined]
+        .outerjoin(
+            MasterScore.__table__,  # type: ignore[attr-defined]
+            and_(ms.stimulus_id == rt.stimulus_id, ms.item_key == rt.item_key),
+        )
+        .order_by(cs.id, rt.round, ra.id, st.position, rt.item_key)
+    )
+    out = _Writer(bom)
+    out.row([c[0] for c in CALIBRATION_COLUMNS])
+    with engine.connect() as conn:
+        for row in conn.execution_options(stream_results=True, yield_per=1000).execute(stmt):
+            values = list(row)
+            values[6] = "account" if values[6] is not None else "guest"
+            out.row(values)
+            counter[0] += 1
+            if counter[0] % CHUNK_ROWS == 0:
+                yield out.drain()
+    yield out.drain()
+
+
+def calibration_codebook() -> bytes:
+    """The calibration export's columns."""
+    out = _Writer(bom=False)
+    out.row(["section", "name", "type", "meaning"])
+    for name, typ, meaning in CALIBRATION_COLUMNS:
+        out.row(["column", name, typ, meaning])
+    return out.drain()

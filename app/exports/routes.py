@@ -1,0 +1,255 @@
+"""Export pages and downloads (admins: all schools; principals: their own), the token API,
+and the export audit log."""
+
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from app.accounts import service as accounts
+from app.accounts.models import Role, User
+from app.db import SessionDep, utcnow
+from app.errors import Invalid
+from app.exports import csv as exports
+from app.exports.models import ExportLog
+from app.observations.models import ObservationStatus
+from app.rubrics.models import RubricVersion
+from app.security import require_roles
+from app.web import render
+
+router = APIRouter()
+Exporter = Annotated[User, Depends(require_roles(Role.admin, Role.principal))]
+Admin = Annotated[User, Depends(require_roles(Role.admin))]
+DATASETS = {
+    "observations_long": "Observations, long (one row per observation × item)",
+    "observations_wide": "Observations, wide (one row per observation; one rubric version)",
+    "calibration": "Calibration ratings (one row per session × round × rater × stimulus × item)",
+}
+
+
+def _filters(request: Request, user: User) -> tuple[exports.Filters, dict[str, Any]]:
+    q = request.query_params
+    tz = ZoneInfo(request.app.state.settings.timezone)
+    f = exports.Filters()
+
+    def day(name: str) -> datetime | None:
+        raw = q.get(name, "")
+        if not raw:
+            return None
+        try:
+            return datetime.combine(date.fromisoformat(raw), time.min, tzinfo=tz)
+        except ValueError as exc:
+            raise Invalid(f"{name}: use a date like 2026-11-22.") from exc
+
+    f.date_from = day("from")
+    end = day("to")
+    f.date_to = end + timedelta(days=1) if end else None
+    f.school_ids = [int(v) for v in q.getlist("school_id") if v.isdigit()]
+    if user.role == Role.principal:
+        f.school_ids = [user.school_id] if user.school_id else [-1]
+    rubric = q.get("rubric", "")
+    if ":" in rubric:
+        slug, _, version = rubric.partition(":")
+        f.rubric_slug, f.rubric_version = slug, int(version) if version.isdigit() else None
+    elif rubric:
+        f.rubric_slug = rubric
+    observer = q.get("observer_id", "")
+    f.observer_id = int(observer) if observer.isdigit() else None
+    if q.get("status") in ("draft", "submitted"):
+        f.status = ObservationStatus(q["status"])
+    return f, dict(q)
+
+
+def _dataset(request: Request) -> str:
+    dataset = request.query_params.get("dataset", "observations_long")
+    if dataset not in DATASETS:
+        raise Invalid(f"Choose one of: {', '.join(DATASETS)}.")
+    return dataset
+
+
+@router.get("/exports", response_class=HTMLResponse)
+def export_page(request: Request, user: Exporter, session: SessionDep) -> Response:
+    """Choose a data set and filters, see how many rows it gives, download."""
+    f, params = _filters(request, user)
+    dataset = _dataset(request)
+    engine: Engine = request.app.state.engine
+    problem, rows = None, 0
+    if dataset == "calibration":
+        if user.role != Role.admin:
+            problem = "Calibration data is exported by district admins."
+        else:
+            rows = _count_calibration(engine)
+    else:
+        versions = exports.rubric_versions(engine, user, f)
+        if dataset == "observations_wide" and len(versions) > 1:
+            problem = (
+                "The wide format has one column per item, so it needs a single rubric version; "
+                f"this choice has {len(versions)}. Choose a rubric version, or use the long format."
+            )
+        else:
+            rows = exports.count_rows(engine, user, f, dataset)  # type: ignore[arg-type]
+    schools = accounts.list_schools(session=session)
+    if user.role == Role.principal:
+        schools = [s for s in schools if s.id == user.school_id]
+    return render(
+        request,
+        "exports/page.html",
+        {
+            "datasets": DATASETS,
+            "dataset": dataset,
+            "params": params,
+            "schools": schools,
+            "rubrics": list(session.exec(select(RubricVersion).order_by(col(RubricVersion.slug)))),
+            "observers": list(session.exec(select(User).order_by(col(User.name)))),
+            "rows": rows,
+            "problem": problem,
+            "query": request.url.query,
+        },
+        block="preview",
+    )
+
+
+def _count_calibration(engine: Engine) -> int:
+    from sqlalchemy import func
+    from sqlalchemy import select as sa_select
+
+    from app.calibration.models import Rating
+
+    with engine.connect() as conn:
+        return int(conn.execute(sa_select(func.count()).select_from(Rating.__table__)).scalar_one())  # type: ignore[attr-defined]
+
+
+def _log(
+    session: Session, user: User, dataset: str, filters: dict[str, Any], via_token: bool
+) -> int:
+    assert user.id is not None
+    entry = ExportLog(user_id=user.id, kind=dataset, filters=filters, via_token=via_token)
+    session.add(entry)
+    session.flush()
+    assert entry.id is not None
+    return entry.id
+
+
+def _finish_log(engine: Engine, log_id: int, rows: int) -> None:
+    with Session(engine) as s:
+        entry = s.get(ExportLog, log_id)
+        if entry is not None:
+            entry.rows, entry.finished_at = rows, utcnow()
+            s.add(entry)
+            s.commit()
+
+
+def _stream(
+    request: Request, user: User, session: Session, dataset: str, fmt: str, bom: bool
+) -> Response:
+    engine: Engine = request.app.state.engine
+    f, _params = _filters(request, user)
+    if dataset == "calibration" and user.role != Role.admin:
+        raise Invalid("Calibration data is exported by district admins.")
+    versions: list[RubricVersion] = []
+    if dataset != "calibration":
+        versions = exports.rubric_versions(engine, user, f)
+        if dataset == "observations_wide" and len(versions) > 1:
+            raise Invalid(
+                "The wide format needs a single rubric version; "
+                "choose one (or use the long format)."
+            )
+    via_token = request.headers.get("authorization", "").lower().startswith("bearer ")
+    log_id = _log(session, user, dataset, {**f.as_dict(), "format": fmt}, via_token)
+    counter = [0]
+    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+    name = f"walkthrough-{dataset.replace('_', '-')}-{stamp}"
+
+    def rows() -> Iterator[bytes]:
+        if dataset == "calibration":
+            yield from exports.stream_calibration(engine, bom=bom, counter=counter)
+        elif dataset == "observations_wide":
+            yield from exports.stream_wide(engine, user, f, bom=bom, counter=counter)
+        else:
+            yield from exports.stream_long(engine, user, f, bom=bom, counter=counter)
+        _finish_log(engine, log_id, counter[0])
+
+    if fmt == "csv":
+        return StreamingResponse(
+            rows(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    codebook = (
+        exports.calibration_codebook()
+        if dataset == "calibration"
+        else exports.codebook_csv(dataset, versions)  # type: ignore[arg-type]
+    )
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (streamed below)
+    with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open(f"{name}.csv", "w", force_zip64=True) as data:
+            for chunk in rows():
+                data.write(chunk)
+        archive.writestr("codebook.csv", codebook)
+        if dataset != "calibration":
+            package = exports.datapackage(dataset, versions, f"{name}.csv")  # type: ignore[arg-type]
+            archive.writestr("datapackage.json", package)
+    spool.seek(0)
+
+    def chunks() -> Iterator[bytes]:
+        with spool:
+            while block := spool.read(256 * 1024):
+                yield block
+
+    return StreamingResponse(
+        chunks(),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}.zip"'},
+    )
+
+
+@router.get("/exports/download")
+def download(request: Request, user: Exporter, session: SessionDep) -> Response:
+    """Download the chosen data set as CSV, or as a zip with its codebook."""
+    fmt = request.query_params.get("format", "csv")
+    if fmt not in ("csv", "zip"):
+        raise Invalid("format: csv or zip.")
+    return _stream(
+        request, user, session, _dataset(request), fmt, request.query_params.get("bom") == "1"
+    )
+
+
+@router.get("/api/exports/observations.csv", tags=["exports"])
+def api_observations(request: Request, user: Exporter, session: SessionDep) -> Response:
+    """Observations as CSV for scripts (`Authorization: Bearer <token>`): `kind=long|wide`,
+    `from`, `to`, `school_id` (repeatable), `rubric` (slug or slug:version), `observer_id`,
+    `status`, `bom=1`. Principals receive their own school only."""
+    kind = request.query_params.get("kind", "long")
+    if kind not in ("long", "wide"):
+        raise Invalid("kind: long or wide.")
+    return _stream(
+        request,
+        user,
+        session,
+        f"observations_{kind}",
+        "csv",
+        request.query_params.get("bom") == "1",
+    )
+
+
+@router.get("/api/exports/calibration.csv", tags=["exports"])
+def api_calibration(request: Request, user: Admin, session: SessionDep) -> Response:
+    """Every calibration rating as CSV (admins)."""
+    return _stream(
+        request, user, session, "calibration", "csv", request.query_params.get("bom") == "1"
+    )
+
+
+@router.get("/admin/exports", response_class=HTMLResponse)
+def audit_page(request: Request, user: Admin, session: SessionDep) -> Response:
+    """Every export: who, when, which filters, how many rows."""
+    entries = list(session.exec(select(ExportLog).order_by(col(ExportLog.id).desc()).limit(500)))
+    users = {u.id: u for u in session.exec(select(User))}
+    return render(request, "exports/audit.html", {"entries": entries, "users": users})
