@@ -1,5 +1,7 @@
 """Walkthrough benchmarks. Each prints its figures and the comparison it is judged against.
 
+export 100,000 and 1,000,000 item rows of the long CSV from SQLite and PostgreSQL: rows per
+       second, the server's peak memory, and the sqlite3 command line on the same rows.
 agreement  60 raters x 200 units, 5 ordinal levels, 10% missing: alpha next to the
        krippendorff package, and the full report with a 1,000-resample interval.
 sync   10,000 observations x 12 item values pushed over HTTP to a uvicorn on 127.0.0.1 in
@@ -389,6 +391,138 @@ def bench_agreement(args: argparse.Namespace) -> None:
     print(f"  full report with a 1,000-resample interval: {t_report * 1000:.1f} ms")
 
 
+def _seed_observations(url: str, n_obs: int) -> None:
+    """n_obs submitted walk-throughs with all 13 items answered, inserted directly."""
+    payloads = _payloads(n_obs, 1)
+    from sqlalchemy import text
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        user_id, teacher_id, school_id, rubric_id = conn.execute(
+            text(
+                'SELECT u.id, t.id, t.school_id, r.id FROM "user" u, teacher t, rubric_version r '
+                "WHERE u.email = 'coach@demo.walkthrough.test' AND t.name = 'Ana García' "
+                "AND r.slug = 'discourse-walkthrough'"
+            )
+        ).one()
+    engine.dispose()
+    from app.observations.models import Observation
+
+    table = Observation.__table__  # type: ignore[attr-defined]
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for b in range(0, n_obs, 2000):
+            rows = []
+            for p in payloads[b : b + 2000]:
+                values = dict(p["values"])
+                values["grow"] = {"value": "Next step: press for reasoning"}
+                rows.append(
+                    {
+                        "id": uuid.uuid4(),
+                        "observer_id": user_id,
+                        "school_id": school_id,
+                        "teacher_id": teacher_id,
+                        "teacher_name": "Ana García",
+                        "grade": "4",
+                        "subject": "Mathematics",
+                        "rubric_version_id": rubric_id,
+                        "observed_at": datetime.fromisoformat(p["observed_at"]),
+                        "duration_seconds": 600,
+                        "status": "submitted",
+                        "values": values,
+                        "notes": [],
+                        "tags": ["bench"],
+                        "overall_notes": "",
+                        "revision": 1,
+                        "content_hash": "0" * 64,
+                        "created_at": now,
+                        "updated_at": now,
+                        "submitted_at": now,
+                        "change_seq": 1,
+                    }
+                )
+            conn.execute(table.insert(), rows)
+    engine.dispose()
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_export(args: argparse.Namespace) -> None:
+    import shutil
+
+    sizes = [100_000, 1_000_000] if not args.quick else [13_000, 130_000]
+    kinds = ["sqlite"] + ([] if args.sqlite_only else ["postgres"])
+    print("export: long CSV over HTTP (streamed), rows per second and the server's peak memory")
+    for kind in kinds:
+        print(f"[{kind}]")
+        peaks = []
+        for size in sizes:
+            with database(kind) as url:
+                _seed_observations(url, size // 13)
+                with server(url) as base, httpx.Client(base_url=base, timeout=600) as client:
+                    _sign_in(client, "admin@demo.walkthrough.test")
+                    pid = _server_pid(base)
+                    started = time.perf_counter()
+                    rows = 0
+                    with client.stream(
+                        "GET", "/exports/download?dataset=observations_long&format=csv"
+                    ) as r:
+                        r.raise_for_status()
+                        for chunk in r.iter_bytes():
+                            rows += chunk.count(b"\r\n")
+                    elapsed = time.perf_counter() - started
+                    rows -= 1  # header
+                    peak = _peak_rss_mb(pid)
+                    peaks.append(peak)
+                    rate = rows / elapsed
+                    line = f"  {rows:>9,} item rows  {rate:>9,.0f} rows/s  peak RSS {peak:6.1f} MB"
+                    if kind == "sqlite" and shutil.which("sqlite3"):
+                        cli = _sqlite3_cli_rate(url, rows)
+                        line += (
+                            f"   sqlite3 -csv {cli:>9,.0f} rows/s   ours/sqlite3 {rate / cli:.0%}"
+                        )
+                    print(line)
+        growth = peaks[-1] - peaks[0]
+        print(f"  peak memory growth from the small to the large export: {growth:+.1f} MB")
+
+
+def _server_pid(base: str) -> int:
+    port = base.rsplit(":", 1)[1]
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if f"--port {port}" in line and "uvicorn" in line:
+            return int(line.split()[0])
+    raise RuntimeError("server process not found")
+
+
+def _sqlite3_cli_rate(url: str, expected_rows: int) -> float:
+    """The sqlite3 command line exporting the same item rows (json_each over the values)."""
+    path = url.split("///", 1)[1]
+    query = (
+        "SELECT o.id, o.revision, o.status, o.observed_at, o.submitted_at, s.name, "
+        "o.teacher_name, t.district_id, u.name, o.grade, o.subject, r.slug, r.version, j.key, "
+        "j.value ->> '$.value', j.value ->> '$.evidence', o.tags, o.overall_notes "
+        "FROM observation o JOIN school s ON s.id = o.school_id "
+        "JOIN user u ON u.id = o.observer_id JOIN rubric_version r ON r.id = o.rubric_version_id "
+        "LEFT JOIN teacher t ON t.id = o.teacher_id, "
+        'json_each(o."values") j ORDER BY o.observed_at, o.id;'
+    )
+    started = time.perf_counter()
+    result = subprocess.run(
+        ["sqlite3", "-csv", "-header", path, query], capture_output=True, check=True
+    )
+    elapsed = time.perf_counter() - started
+    rows = result.stdout.count(b"\n") - 1
+    assert abs(rows - expected_rows) <= expected_rows * 0.01, (rows, expected_rows)
+    return rows / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -401,8 +535,11 @@ def main() -> None:
     agree = sub.add_parser("agreement", help="alpha and the full agreement report")
     agree.add_argument("--raters", type=int, default=60)
     agree.add_argument("--units", type=int, default=200)
+    export = sub.add_parser("export", help="streamed long CSV against the sqlite3 command line")
+    export.add_argument("--sqlite-only", action="store_true")
+    export.add_argument("--quick", action="store_true", help="13k and 130k rows instead")
     args = parser.parse_args()
-    {"sync": bench_sync, "agreement": bench_agreement}[args.bench](args)
+    {"sync": bench_sync, "agreement": bench_agreement, "export": bench_export}[args.bench](args)
 
 
 if __name__ == "__main__":

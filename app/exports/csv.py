@@ -27,7 +27,7 @@ from app.rubrics.loader import RubricDefinition, ScaleItem
 from app.rubrics.models import RubricVersion
 
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
-CHUNK_ROWS = 500
+CHUNK_ROWS = 2000
 
 Kind = Literal["observations_long", "observations_wide"]
 
@@ -246,6 +246,15 @@ class _Item:
     kind: str
     labels: dict[Any, str]
 
+    @property
+    def cells(self) -> list[Any]:
+        """The item's own columns, formula-safe (computed once per rubric version)."""
+        return self._cells
+
+    def __post_init__(self) -> None:
+        self._cells = [cell(self.section), cell(self.key), cell(self.title), self.kind]
+        self.label_cells = {value: cell(label) for value, label in self.labels.items()}
+
 
 def _items(content: dict[str, Any]) -> list[_Item]:
     definition = RubricDefinition.model_validate(content)
@@ -297,42 +306,46 @@ def stream_long(
             if items is None:
                 content = conn.execute(select(_R.content).where(_R.id == rv_id)).scalar_one()
                 items = items_by_version[rv_id] = _items(content)
+            # Cells that are the same on every row of this observation are made once.
             head = [
-                str(obs_id),
-                revision,
-                _status(status),
-                observed_at,
-                submitted_at,
-                school,
-                teacher,
-                district_id,
-                observer,
-                grade,
-                subject,
-                slug,
-                version,
+                cell(v)
+                for v in (
+                    str(obs_id),
+                    revision,
+                    _status(status),
+                    observed_at,
+                    submitted_at,
+                    school,
+                    teacher,
+                    district_id,
+                    observer,
+                    grade,
+                    subject,
+                    slug,
+                    version,
+                )
             ]
-            tag_text = "; ".join(tags or [])
+            tail = [cell("; ".join(tags or [])), cell(notes)]
+            values = values or {}
+            batch = []
             for item in items:
-                entry = (values or {}).get(item.key) or {}
+                entry = values.get(item.key) or {}
                 value = entry.get("value")
-                out.row(
+                evidence = entry.get("evidence")
+                batch.append(
                     [
                         *head,
-                        item.section,
-                        item.key,
-                        item.title,
-                        item.kind,
-                        value,
-                        item.labels.get(value, "") if value is not None else "",
-                        bool(entry.get("not_observed")),
-                        entry.get("evidence", ""),
-                        tag_text,
-                        notes,
+                        *item.cells,
+                        value if type(value) is int else cell(value),  # the common case first
+                        item.label_cells.get(value, "") if value is not None else "",
+                        "true" if entry.get("not_observed") else "false",
+                        cell(evidence) if evidence else "",
+                        *tail,
                     ]
                 )
-                counter[0] += 1
-                pending += 1
+            out.writer.writerows(batch)
+            counter[0] += len(batch)
+            pending += len(batch)
             if pending >= CHUNK_ROWS:
                 pending = 0
                 yield out.drain()
