@@ -270,14 +270,19 @@ def _items(content: dict[str, Any]) -> list[_Item]:
     ]
 
 
-def stream_long(
-    engine: Engine, user: User, f: Filters, *, bom: bool, counter: list[int]
-) -> Iterator[bytes]:
-    """The long (tidy) CSV, a chunk at a time; counter[0] ends as the number of data rows."""
-    out = _Writer(bom)
-    out.row([c[0] for c in LONG_COLUMNS])
-    items_by_version: dict[int, list[_Item]] = {}
-    pending = 0
+@dataclass
+class _Obs:
+    """One observation's columns, the cells shared by all its rows already formula-safe."""
+
+    head: list[Any]
+    tags: str
+    notes: Any
+    values: dict[str, Any]
+    rubric_version_id: int
+
+
+def _observations(engine: Engine, user: User, f: Filters) -> Iterator[_Obs]:
+    """The filtered observations in order, from a server-side cursor."""
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=1000).execute(
             _query(user, f)
@@ -302,11 +307,6 @@ def stream_long(
                 notes,
                 rv_id,
             ) = row
-            items = items_by_version.get(rv_id)
-            if items is None:
-                content = conn.execute(select(_R.content).where(_R.id == rv_id)).scalar_one()
-                items = items_by_version[rv_id] = _items(content)
-            # Cells that are the same on every row of this observation are made once.
             head = [
                 cell(v)
                 for v in (
@@ -325,30 +325,52 @@ def stream_long(
                     version,
                 )
             ]
-            tail = [cell("; ".join(tags or [])), cell(notes)]
-            values = values or {}
-            batch = []
-            for item in items:
-                entry = values.get(item.key) or {}
-                value = entry.get("value")
-                evidence = entry.get("evidence")
-                batch.append(
-                    [
-                        *head,
-                        *item.cells,
-                        value if type(value) is int else cell(value),  # the common case first
-                        item.label_cells.get(value, "") if value is not None else "",
-                        "true" if entry.get("not_observed") else "false",
-                        cell(evidence) if evidence else "",
-                        *tail,
-                    ]
-                )
-            out.writer.writerows(batch)
-            counter[0] += len(batch)
-            pending += len(batch)
-            if pending >= CHUNK_ROWS:
-                pending = 0
-                yield out.drain()
+            yield _Obs(head, cell("; ".join(tags or [])), cell(notes), values or {}, rv_id)
+
+
+def _items_of(engine: Engine, rubric_version_id: int) -> list[_Item]:
+    with engine.connect() as conn:
+        content = conn.execute(select(_R.content).where(_R.id == rubric_version_id)).scalar_one()
+    return _items(content)
+
+
+def stream_long(
+    engine: Engine, user: User, f: Filters, *, bom: bool, counter: list[int]
+) -> Iterator[bytes]:
+    """The long (tidy) CSV, a chunk at a time; counter[0] ends as the number of data rows."""
+    out = _Writer(bom)
+    out.row([c[0] for c in LONG_COLUMNS])
+    items_by_version: dict[int, list[_Item]] = {}
+    pending = 0
+    for obs in _observations(engine, user, f):
+        items = items_by_version.get(obs.rubric_version_id)
+        if items is None:
+            items = items_by_version[obs.rubric_version_id] = _items_of(
+                engine, obs.rubric_version_id
+            )
+        batch = []
+        for item in items:
+            entry = obs.values.get(item.key) or {}
+            value = entry.get("value")
+            evidence = entry.get("evidence")
+            batch.append(
+                [
+                    *obs.head,
+                    *item.cells,
+                    value if type(value) is int else cell(value),  # the common case first
+                    item.label_cells.get(value, "") if value is not None else "",
+                    "true" if entry.get("not_observed") else "false",
+                    cell(evidence) if evidence else "",
+                    obs.tags,
+                    obs.notes,
+                ]
+            )
+        out.writer.writerows(batch)
+        counter[0] += len(batch)
+        pending += len(batch)
+        if pending >= CHUNK_ROWS:
+            pending = 0
+            yield out.drain()
     yield out.drain()
 
 
@@ -368,60 +390,21 @@ def stream_wide(
         header.append(f"{item.key}__evidence")
     out.row(header)
     pending = 0
-    with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=1000).execute(
-            _query(user, f)
-        )
-        for row in result:
-            (
-                obs_id,
-                revision,
-                status,
-                observed_at,
-                submitted_at,
-                school,
-                teacher,
-                district_id,
-                observer,
-                grade,
-                subject,
-                slug,
-                version,
-                values,
-                tags,
-                notes,
-                _rv,
-            ) = row
-            line = [
-                str(obs_id),
-                revision,
-                _status(status),
-                observed_at,
-                submitted_at,
-                school,
-                teacher,
-                district_id,
-                observer,
-                grade,
-                subject,
-                slug,
-                version,
-                "; ".join(tags or []),
-                notes,
+    for obs in _observations(engine, user, f):
+        line = [*obs.head, obs.tags, obs.notes]
+        for item in items:
+            entry = obs.values.get(item.key) or {}
+            line += [
+                cell(entry.get("value")),
+                "true" if entry.get("not_observed") else "false",
+                cell(entry.get("evidence", "")),
             ]
-            for item in items:
-                entry = (values or {}).get(item.key) or {}
-                line += [
-                    entry.get("value"),
-                    bool(entry.get("not_observed")),
-                    entry.get("evidence", ""),
-                ]
-            out.row(line)
-            counter[0] += 1
-            pending += 1
-            if pending >= CHUNK_ROWS:
-                pending = 0
-                yield out.drain()
+        out.writer.writerow(line)
+        counter[0] += 1
+        pending += 1
+        if pending >= CHUNK_ROWS:
+            pending = 0
+            yield out.drain()
     yield out.drain()
 
 
