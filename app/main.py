@@ -1,5 +1,6 @@
 """create_app(): settings, database, middleware, routers, static files and error handlers."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -73,6 +74,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         raise
     if report.inserted or report.updated:
         log.info("rubrics loaded: %s", ", ".join(report.inserted + report.updated))
+    # Everything built at start-up lives as long as the process: keep it out of the cyclic
+    # garbage collector's full passes, which otherwise stall busy requests (sync batches).
+    gc.freeze()
     yield
 
 
