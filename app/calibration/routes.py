@@ -16,6 +16,7 @@ from app.calibration.models import CalibrationSession, Rater, Rating, SessionSta
 from app.charts import heatmap, stacked_bars
 from app.db import SessionDep
 from app.errors import Forbidden, Invalid, NotFound, TooManyRequests
+from app.exports.csv import cell
 from app.rubrics.service import offered_versions
 from app.security import (
     CSRF_EXEMPT_PATHS,
@@ -487,12 +488,12 @@ def ratings_csv(user: Facilitator, session: SessionDep, session_id: int) -> Resp
         writer.writerow(
             [
                 calibration.id,
-                _safe(calibration.title),
+                cell(calibration.title),
                 f"{s.rubric.slug} v{s.rubric.version}",
                 r.round,
-                _safe(rater.display_name),
+                cell(rater.display_name),
                 "account" if rater.user_id else "guest",
-                _safe(stimuli[r.stimulus_id].title),
+                cell(stimuli[r.stimulus_id].title),
                 r.item_key,
                 r.value,
                 master.value if master else "",
@@ -508,11 +509,6 @@ def ratings_csv(user: Facilitator, session: SessionDep, session_id: int) -> Resp
             )
         },
     )
-
-
-def _safe(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 # --- raters: joining and rating ---------------------------------------------------------------

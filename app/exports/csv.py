@@ -79,7 +79,9 @@ LONG_COLUMNS: list[tuple[str, str, str]] = [
     ("tags", "string", "The observation's tags, separated by '; '."),
     ("overall_notes", "string", "The observation's overall notes (repeated on each of its rows)."),
 ]
-WIDE_BASE = [c for c in LONG_COLUMNS[:13]] + [LONG_COLUMNS[21], LONG_COLUMNS[22]]
+WIDE_BASE = [*LONG_COLUMNS[:13], LONG_COLUMNS[21], LONG_COLUMNS[22]]
+# The data type of an item's value column in the wide format, by item kind.
+ITEM_TYPES = {"scale": "integer", "count": "integer", "check": "boolean", "text": "string"}
 
 
 def cell(value: Any) -> Any:
@@ -421,9 +423,7 @@ def codebook_csv(kind: Kind, versions: list[RubricVersion]) -> bytes:
         out.row(["column", name, typ, meaning])
     if kind == "observations_wide":
         for item in _items(versions[0].content) if versions else []:
-            typ = {"scale": "integer", "count": "integer", "check": "boolean", "text": "string"}[
-                item.kind
-            ]
+            typ = ITEM_TYPES[item.kind]
             out.row(["column", item.key, typ, f"{item.title} ({item.kind})"])
             out.row(
                 [
@@ -483,9 +483,7 @@ def datapackage(kind: Kind, versions: list[RubricVersion], data_name: str) -> by
     fields = [{"name": n, "type": types[t], "description": d} for n, t, d in columns]
     if kind == "observations_wide" and versions:
         for item in _items(versions[0].content):
-            typ = {"scale": "integer", "count": "integer", "check": "boolean", "text": "string"}[
-                item.kind
-            ]
+            typ = ITEM_TYPES[item.kind]
             fields += [
                 {"name": item.key, "type": typ, "description": item.title},
                 {"name": f"{item.key}__not_observed", "type": "boolean"},
