@@ -20,5 +20,6 @@ USER walkthrough
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz').status == 200 else 1)"
 # Migrations first (safe to run from several containers: Alembic takes a lock on PostgreSQL
-# through its version table transaction), then uvicorn with workers.
-CMD ["sh", "-c", "walkthrough migrate && exec uvicorn app.main:create_app --factory --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY:-2} --proxy-headers --forwarded-allow-ips='*'"]
+# through its version table transaction), then uvicorn with workers. X-Forwarded-For is
+# believed only from WALKTHROUGH_TRUSTED_PROXIES (set it to your load balancer's addresses).
+CMD ["sh", "-c", "walkthrough migrate && exec walkthrough serve --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY:-2}"]

@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             workers=args.workers,
             proxy_headers=True,
+            forwarded_allow_ips=settings.trusted_proxies,
         )
         return 0
     return 2  # pragma: no cover - argparse enforces the choices

@@ -39,6 +39,19 @@ class Settings(BaseSettings):
     build_id: str | None = None
     # The district's bar for "calibrated": share of ratings within one level of master.
     calibrated_within_one: float = 0.8
+    # Addresses of the reverse proxies / load balancers whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed (comma-separated IPs or CIDR ranges). Never "*": any
+    # client could then choose the address that sign-in throttling counts.
+    trusted_proxies: str = "127.0.0.1"
+
+    @model_validator(mode="after")
+    def _no_wildcard_proxies(self) -> "Settings":
+        if "*" in self.trusted_proxies:
+            raise ConfigError(
+                "WALKTHROUGH_TRUSTED_PROXIES may not be '*': list the addresses of your load "
+                "balancers (e.g. 10.0.0.0/24), or any client could fake its address."
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_needs_explicit_secrets(self) -> "Settings":

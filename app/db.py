@@ -1,24 +1,32 @@
 """Database engine, the per-request session, UTC timestamps and migrations."""
 
+import asyncio
 import json
+import re
+import secrets
 import threading
-from collections.abc import AsyncIterator, Iterator
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 from alembic import command
 from alembic.config import Config
+from annotated_types import Ge, Le
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel, create_engine
 
 from app.errors import ServiceUnavailable
 
+T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 # Explicit names for every constraint and index so migrations are reproducible on
@@ -31,6 +39,40 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 SQLModel.metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# --- numbers from the outside world ----------------------------------------------------------
+# Every id, revision and counter column is a 32-bit integer in PostgreSQL; a number from a
+# request is read by one rule: ASCII digits only (str.isdigit() also accepts '²' and '٣',
+# which int() refuses), within the column's range. Anything else is a 4xx, never a 500.
+
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Ge(1), Le(MAX_ID)]
+Count = Annotated[int, Ge(0), Le(MAX_ID)]
+_ASCII_INT = re.compile(r"-?[0-9]{1,10}")
+
+
+def parse_int(raw: object, *, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
+    """An integer from request text by the one rule above, or None when it is not one."""
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip()
+    if not _ASCII_INT.fullmatch(text):
+        return None
+    value = int(text)
+    return value if minimum <= value <= maximum else None
+
+
+def parse_id(raw: object) -> int | None:
+    """A row id (1 … 2³¹−1) from request text, or None."""
+    return parse_int(raw, minimum=1)
+
+
+def no_nul(value: str) -> str:
+    """Text fields never hold NUL characters (PostgreSQL cannot store them)."""
+    if "\x00" in value:
+        raise ValueError("text may not contain NUL (\\0) characters")
+    return value
 
 
 def utcnow() -> datetime:
@@ -69,6 +111,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
+            # As many connections as request threads (40): a page waiting for a connection
+            # while every connection waits for a thread would stall the server.
+            pool_size=10,
+            max_overflow=30,
             json_serializer=_compact_json,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -107,20 +153,42 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def next_seq(session: Session) -> int:
-    """This transaction's position in the change sequence (one value per transaction).
+    """This transaction's position in the change sequence, for rows it writes.
 
-    The counter row stays locked until commit, so transactions commit in counter order and
-    the committed value is a pull cursor that no later commit can slip in under.
+    The value handed out is a placeholder unique to the transaction (negative, so no pull
+    cursor ever matches it); just before commit it is swapped for the real counter value
+    (_assign_change_seq). The counter row is therefore locked only for the moment of commit,
+    not for the whole transaction: a long roster import does not hold up every push, and
+    transactions still commit in counter order, so the committed value is a pull cursor that
+    no later commit can slip in under.
     """
+    session.connection()  # the transaction the placeholder belongs to has begun
     transaction = session.get_transaction()
     cached = session.info.get("change_seq")
     if cached is not None and cached[0] is transaction:
         return int(cached[1])
+    placeholder = -1 - secrets.randbelow(MAX_ID - 1)
+    session.info["change_seq"] = (transaction, placeholder)
+    return placeholder
+
+
+@event.listens_for(Session, "before_commit")
+def _assign_change_seq(session: Session) -> None:
+    pending = session.info.pop("change_seq", None)
+    if pending is None or pending[0] is not session.get_transaction():
+        return
+    session.flush()
     value = session.execute(
         text("UPDATE change_counter SET value = value + 1 WHERE id = 1 RETURNING value")
     ).scalar_one()
-    session.info["change_seq"] = (transaction, value)
-    return int(value)
+    for table in SQLModel.metadata.sorted_tables:
+        if "change_seq" in table.c:
+            session.execute(
+                table.update().where(table.c.change_seq == pending[1]).values(change_seq=value)
+            )
+    for obj in list(session.identity_map.values()):
+        if getattr(obj, "change_seq", None) == pending[1]:
+            set_committed_value(obj, "change_seq", value)
 
 
 def current_seq(session: Session) -> int:
@@ -163,6 +231,87 @@ async def sqlite_write_gate(request: Request) -> AsyncIterator[None]:
         yield
     finally:
         _sqlite_writer.release()
+
+
+@contextmanager
+def write_turn(engine: Engine) -> Iterator[Session]:
+    """A short writing transaction of its own, for what a reading request must record (an
+    export's audit row, a token's last use). On SQLite it waits for its turn in this
+    process's write queue and takes the write lock up front, so it never fails with
+    "database is locked" while devices push. Not for requests that hold their turn already
+    (POST and the like): their session writes directly."""
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite and not _sqlite_writer.acquire(timeout=60):
+        raise ServiceUnavailable("The server is busy saving other work; please try again.")
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            if sqlite:
+                session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            yield session
+            session.commit()
+    finally:
+        if sqlite:
+            _sqlite_writer.release()
+
+
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A session that only reads and never waits for the write turn (the push API reads who
+    is asking, then queues its write with run_write)."""
+    engine: Engine = request.app.state.engine
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+
+# Pushes on SQLite write one at a time through this lane: the waiting happens here, in the
+# event loop, and the thread that holds the write lock runs start to finish without waiting
+# for the event loop or a thread in between, so the lock is held only for the write itself.
+_sqlite_write_lanes: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _write_lane() -> anyio.CapacityLimiter:
+    # One lane per event loop (a server has one; tests run several): across loops the
+    # process-wide lock still keeps writes one at a time.
+    loop = asyncio.get_running_loop()
+    lane = _sqlite_write_lanes.get(loop)
+    if lane is None:
+        lane = _sqlite_write_lanes[loop] = anyio.CapacityLimiter(1)
+    return lane
+
+
+def _transact(engine: Engine, work: Callable[[Session], T], immediate: bool) -> T:
+    with Session(engine, expire_on_commit=False) as session:
+        if immediate:
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        try:
+            result = work(session)
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
+        return result
+
+
+async def run_write(engine: Engine, work: Callable[[Session], T]) -> T:
+    """Run work(session) in a writing transaction of its own, committed before it returns.
+
+    On SQLite the write lock is taken in the lane's thread and held only while work runs and
+    commits; on PostgreSQL row locks and compare-and-set updates need no queue."""
+    if engine.dialect.name != "sqlite":
+        return await anyio.to_thread.run_sync(_transact, engine, work, False)
+
+    def locked() -> T:
+        if not _sqlite_writer.acquire(timeout=60):
+            raise ServiceUnavailable("The server is busy saving other work; please try again.")
+        try:
+            return _transact(engine, work, True)
+        finally:
+            _sqlite_writer.release()
+
+    return await anyio.to_thread.run_sync(locked, limiter=_write_lane())
 
 
 def get_session(

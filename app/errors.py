@@ -7,9 +7,10 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.web import is_htmx, templates
+from app.web import SECURITY_HEADERS, NulInText, is_htmx, templates
 
 log = logging.getLogger("walkthrough")
 
@@ -148,13 +149,33 @@ def install_error_handlers(app: FastAPI) -> None:
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
         return error_response(request, 422, "Please fix the marked fields", summary, details)
 
+    @app.exception_handler(NulInText)
+    async def _nul(request: Request, exc: NulInText) -> Response:
+        return error_response(request, 400, "Check what you sent", str(exc))
+
+    @app.exception_handler(DataError)
+    async def _data_error(request: Request, exc: DataError) -> Response:
+        # The database refused a value (out of range, unstorable text) that validation let
+        # through: the sender's data is at fault, and the transaction was rolled back.
+        log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(
+            request,
+            422,
+            "Please fix the marked fields",
+            "A value is too large or contains characters that cannot be stored.",
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # This answer is made outside the middleware stack: it carries the headers itself.
+        headers = {k.decode(): v.decode() for k, v in SECURITY_HEADERS}
+        headers["Cache-Control"] = "no-store"
         return error_response(
             request,
             500,
             "Something went wrong on our side",
             "The error has been logged. Nothing you entered on this device was lost; "
             "please try again in a moment.",
+            headers=headers,
         )

@@ -26,22 +26,11 @@ from app.rubrics.routes import router as rubrics_router
 from app.security import verify_csrf
 from app.sync.routes import extra_openapi_schemas
 from app.sync.routes import router as sync_router
-from app.web import APP_DIR, compute_build_id
-
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"same-origin"),
-    (
-        b"content-security-policy",
-        b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        b"frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-    ),
-]
+from app.web import APP_DIR, SECURITY_HEADERS, compute_build_id, reject_nul_text
 
 
 class SecurityHeaders:
-    """Adds conservative security headers to every HTTP response."""
+    """Adds conservative security headers (and no-store caching) to every HTTP response."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -51,10 +40,16 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        # Pages, JSON and CSV downloads carry personnel data: no shared or disk cache keeps
+        # them unless a route says otherwise (static files, immutable rubric versions).
+        cacheable = scope["path"].startswith("/static/")
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
                 extra = [(k, v) for k, v in SECURITY_HEADERS if k not in names]
+                if not cacheable and b"cache-control" not in names:
+                    extra.append((b"cache-control", b"no-store"))
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
@@ -103,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         title="Walkthrough",
         summary="Classroom observation, offline sync and observer calibration",
-        dependencies=[Depends(verify_csrf)],
+        dependencies=[Depends(reject_nul_text), Depends(verify_csrf)],
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/api/openapi.json",

@@ -1,6 +1,6 @@
 """Imports every table model so the metadata (Alembic, tests) sees all of them."""
 
-from app.accounts.models import ApiToken, LoginFailure, School, Teacher, User
+from app.accounts.models import ApiToken, LoginFailure, School, Teacher, User, UserSession
 from app.calibration.models import CalibrationSession, MasterScore, Rater, Rating, Stimulus
 from app.exports.models import ExportLog
 from app.observations.models import Observation, ObservationConflict, ObservationRevision
@@ -24,4 +24,5 @@ __all__ = [
     "Stimulus",
     "Teacher",
     "User",
+    "UserSession",
 ]

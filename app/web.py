@@ -12,6 +12,38 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 
 APP_DIR = Path(__file__).resolve().parent
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        b"frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    ),
+]
+
+
+class NulInText(ValueError):
+    """A request carried a NUL character in its path, query or form fields."""
+
+
+async def reject_nul_text(request: Request) -> None:
+    """App-wide dependency: no text from a request may hold NUL (PostgreSQL cannot store it,
+    and no person types it). JSON bodies are checked by their models."""
+    if "\x00" in request.url.path or b"%00" in request.scope.get("query_string", b"").lower():
+        raise NulInText("The address contains a NUL character.")
+    content_type = request.headers.get("content-type", "")
+    if request.method in ("POST", "PUT", "PATCH") and content_type.startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        for key, value in form.multi_items():
+            if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+                raise NulInText("A form field contains a NUL character.")
+
+
 HTMX_FILE = "vendor/htmx-2.0.11.min.js"
 
 

@@ -4,6 +4,10 @@ export 100,000 and 1,000,000 item rows of the long CSV from SQLite and PostgreSQ
        second, the server's peak memory, and the sqlite3 command line on the same rows.
 agreement  60 raters x 200 units, 5 ordinal levels, 10% missing: alpha next to the
        krippendorff package, and the full report with a 1,000-resample interval.
+load   100 clients for 30 s against a uvicorn on 127.0.0.1, each loading the capture page or
+       pushing one observation in turn, with /api/ping sampled beside them: p50/p95/p99 per
+       kind of request and the errors, on SQLite and PostgreSQL.
+import a 10,000-row roster import: how long it takes, and /healthz latency meanwhile.
 sync   10,000 observations x 12 item values pushed over HTTP to a uvicorn on 127.0.0.1 in
        batches of 100, on SQLite and PostgreSQL, next to raw executemany inserts of the same
        rows into the same database in the same run.
@@ -523,6 +527,166 @@ def _sqlite3_cli_rate(url: str, expected_rows: int) -> float:
     return rows / elapsed
 
 
+def _percentiles(samples: list[float]) -> str:
+    if not samples:
+        return "no samples"
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return f"p50 {at(0.50):7.1f} ms  p95 {at(0.95):7.1f} ms  p99 {at(0.99):7.1f} ms"
+
+
+async def _load_run(base: str, clients: int, seconds: float) -> dict[str, Any]:
+    import asyncio
+
+    sessions = []
+    for _ in range(5):  # five signed-in tablets' cookies, shared by the simulated clients
+        with httpx.Client(base_url=base, timeout=60) as c:
+            csrf = _sign_in(c, "coach@demo.walkthrough.test")
+            sessions.append((dict(c.cookies), csrf))
+    timings: dict[str, list[float]] = {"page": [], "push": [], "ping": []}
+    errors: dict[str, int] = {"page": 0, "push": 0, "ping": 0}
+    limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=clients + 10)
+    deadline = time.perf_counter() + seconds
+
+    async def client_loop(k: int) -> None:
+        cookies, csrf = sessions[k % len(sessions)]
+        async with httpx.AsyncClient(
+            base_url=base, cookies=cookies, timeout=60, limits=limits
+        ) as c:
+            n = 0
+            while time.perf_counter() < deadline:
+                n += 1
+                kind = "page" if (k + n) % 2 else "push"
+                started = time.perf_counter()
+                try:
+                    if kind == "page":
+                        r = await c.get("/capture/discourse-walkthrough/1")
+                        ok = r.status_code == 200
+                    else:
+                        item = {
+                            "id": str(uuid.uuid4()),
+                            "base_revision": 0,
+                            "payload": {
+                                "rubric_slug": "discourse-walkthrough",
+                                "rubric_version": 1,
+                                "teacher_name": "Load Teacher",
+                                "observed_at": "2026-11-20T09:15:00-06:00",
+                                "status": "submitted",
+                                "values": {"students_explaining": {"value": n % 10}},
+                            },
+                        }
+                        r = await c.post(
+                            "/api/sync/push",
+                            json={"device_id": f"tablet-{k}", "items": [item]},
+                            headers={"X-CSRF-Token": csrf},
+                        )
+                        ok = r.status_code == 200 and r.json()["results"][0]["status"] == "created"
+                except httpx.HTTPError:
+                    ok = False
+                timings[kind].append(time.perf_counter() - started)
+                if not ok:
+                    errors[kind] += 1
+
+    async def pinger() -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as c:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                try:
+                    ok = (await c.get("/api/ping")).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                timings["ping"].append(time.perf_counter() - started)
+                if not ok:
+                    errors["ping"] += 1
+                await asyncio.sleep(0.1)
+
+    await asyncio.gather(pinger(), *(client_loop(k) for k in range(clients)))
+    return {"timings": timings, "errors": errors}
+
+
+def bench_load(args: argparse.Namespace) -> None:
+    import asyncio
+
+    kinds = ["sqlite"] + ([] if args.sqlite_only else ["postgres"])
+    print(
+        f"load: {args.clients} clients for {args.seconds:.0f} s, each alternating the capture "
+        "page and a one-item push; /api/ping every 100 ms beside them"
+    )
+    for kind in kinds:
+        with database(kind) as url, server(url) as base:
+            result = asyncio.run(_load_run(base, args.clients, args.seconds))
+        print(f"{kind}:")
+        for name in ("push", "page", "ping"):
+            samples = result["timings"][name]
+            rate = len(samples) / args.seconds
+            print(
+                f"  {name:<5} {len(samples):>6} requests ({rate:6.1f}/s)  "
+                f"{_percentiles(samples)}  errors {result['errors'][name]}"
+            )
+
+
+def bench_import(args: argparse.Namespace) -> None:
+    import threading
+
+    kinds = ["sqlite"] + ([] if args.sqlite_only else ["postgres"])
+    rows = ["school,school_code,teacher,district_id,grades"]
+    rows += [
+        f"Bench School {i % 40},BS{i % 40},Teacher {i:05d},B{i:05d},{i % 12 + 1}"
+        for i in range(args.rows)
+    ]
+    body = ("\r\n".join(rows) + "\r\n").encode()
+    print(f"import: a {args.rows:,}-row roster CSV ({len(body) / 1024:.0f} KB), /healthz meanwhile")
+    for kind in kinds:
+        with database(kind) as url, server(url) as base:
+            with httpx.Client(base_url=base, timeout=600) as admin:
+                csrf = _sign_in(admin, "admin@demo.walkthrough.test")
+                done = threading.Event()
+                health: list[float] = []
+                failures = [0]
+
+                def probe(
+                    done: threading.Event = done,
+                    health: list[float] = health,
+                    failures: list[int] = failures,
+                ) -> None:
+                    with httpx.Client(base_url=base, timeout=60) as c:
+                        while not done.is_set():
+                            started = time.perf_counter()
+                            if c.get("/healthz").status_code != 200:
+                                failures[0] += 1
+                            health.append(time.perf_counter() - started)
+                            time.sleep(0.05)
+
+                prober = threading.Thread(target=probe)
+                prober.start()
+                started = time.perf_counter()
+                r = admin.post(
+                    "/admin/roster",
+                    data={"csrf_token": csrf},
+                    files={"file": ("roster.csv", body, "text/csv")},
+                )
+                elapsed = time.perf_counter() - started
+                done.set()
+                prober.join()
+                assert r.status_code == 200, r.text[:500]
+                again = time.perf_counter()
+                r = admin.post(
+                    "/admin/roster",
+                    data={"csrf_token": csrf},
+                    files={"file": ("roster.csv", body, "text/csv")},
+                )
+                unchanged = time.perf_counter() - again
+                assert r.status_code == 200
+            print(
+                f"{kind}: import {elapsed:.2f} s (re-import, nothing changes: {unchanged:.2f} s); "
+                f"/healthz during it: {len(health)} probes, {_percentiles(health)}, "
+                f"max {max(health) * 1000:.1f} ms, errors {failures[0]}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -538,8 +702,22 @@ def main() -> None:
     export = sub.add_parser("export", help="streamed long CSV against the sqlite3 command line")
     export.add_argument("--sqlite-only", action="store_true")
     export.add_argument("--quick", action="store_true", help="13k and 130k rows instead")
+    load = sub.add_parser("load", help="capture pages and one-item pushes from 100 clients")
+    load.add_argument("--clients", type=int, default=100)
+    load.add_argument("--seconds", type=float, default=30)
+    load.add_argument("--sqlite-only", action="store_true")
+    roster = sub.add_parser("import", help="a 10,000-row roster import and /healthz meanwhile")
+    roster.add_argument("--rows", type=int, default=10_000)
+    roster.add_argument("--sqlite-only", action="store_true")
     args = parser.parse_args()
-    {"sync": bench_sync, "agreement": bench_agreement, "export": bench_export}[args.bench](args)
+    benches = {
+        "sync": bench_sync,
+        "agreement": bench_agreement,
+        "export": bench_export,
+        "load": bench_load,
+        "import": bench_import,
+    }
+    benches[args.bench](args)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,19 @@ class User(SQLModel, table=True):
         self.auth_stamp = _new_stamp()
 
 
+class UserSession(SQLModel, table=True):
+    """A signed-in browser. The cookie carries a random id and this table its hash, so that
+    signing out ends the session on the server: a copied cookie stops working."""
+
+    __tablename__ = "user_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True)
+    )
+
+
 class LoginFailure(SQLModel, table=True):
     """One failed sign-in, kept in the database so throttling holds across app servers."""
 

@@ -3,11 +3,12 @@
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.accounts import service
 from app.accounts.models import GRADES, Role
-from app.db import SessionDep
+from app.db import Id, SessionDep, parse_id
 from app.errors import BadRequest, Invalid, TooManyRequests
 from app.security import AdminUser, CurrentUser, OptionalUser, end_session, start_session
 from app.web import render
@@ -63,14 +64,14 @@ def login(
             {**context, "error": "That email and password do not match an active account."},
             status_code=401,
         )
-    start_session(request, user)
+    start_session(request, session, user)
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
-    """End this browser's session."""
-    end_session(request)
+def logout(request: Request, session: SessionDep) -> Response:
+    """End this browser's session, on the server too."""
+    end_session(request, session)
     return RedirectResponse("/login", status_code=303)
 
 
@@ -135,7 +136,7 @@ def create_user(
             email=email,
             name=name,
             role=role,
-            school_id=int(school_id) if school_id.isdigit() else None,
+            school_id=parse_id(school_id),
             password=password,
         )
     except Invalid as exc:
@@ -149,7 +150,7 @@ def set_user_active(
     request: Request,
     admin: AdminUser,
     session: SessionDep,
-    user_id: int,
+    user_id: Id,
     active: Annotated[str, Form(pattern="^(true|false)$")],
 ) -> Response:
     """Deactivate or reactivate a user."""
@@ -166,7 +167,7 @@ def reset_password(
     request: Request,
     admin: AdminUser,
     session: SessionDep,
-    user_id: int,
+    user_id: Id,
     password: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
     """Set a new password for a user (ending their sessions)."""
@@ -245,7 +246,7 @@ def teachers_page(
     q: str = "",
 ) -> Response:
     """The teacher roster, filtered by school or a search; the list is an htmx block."""
-    school = int(school_id) if school_id.isdigit() else None  # "" means all schools
+    school = parse_id(school_id)  # "" means all schools
     return render(
         request,
         "admin/teachers.html",
@@ -300,7 +301,8 @@ async def import_roster(
     if len(data) > limit:
         context["problem"] = f"The file is larger than {limit // 1024} KB."
         return render(request, "admin/roster.html", context, status_code=413)
-    report = service.import_roster(session=session, data=data)
+    # Off the event loop: a large roster must not stall every other request meanwhile.
+    report = await run_in_threadpool(service.import_roster, session=session, data=data)
     context.update({"report": report, "filename": file.filename})
     return render(request, "admin/roster.html", context, status_code=200 if report.ok else 422)
 
@@ -348,7 +350,7 @@ def create_token(
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def revoke_token(user: CurrentUser, session: SessionDep, token_id: int) -> Response:
+def revoke_token(user: CurrentUser, session: SessionDep, token_id: Id) -> Response:
     """Revoke a token at once."""
     service.revoke_token(session=session, user=user, token_id=token_id)
     return RedirectResponse("/account/tokens", status_code=303)

@@ -14,7 +14,7 @@ from app.accounts.models import Role, User
 from app.calibration import agreement, service
 from app.calibration.models import CalibrationSession, Rater, Rating, SessionStatus
 from app.charts import heatmap, stacked_bars
-from app.db import SessionDep
+from app.db import MAX_ID, Id, SessionDep, parse_id, parse_int
 from app.errors import Forbidden, Invalid, NotFound, TooManyRequests
 from app.exports.csv import cell
 from app.rubrics.service import offered_versions
@@ -231,7 +231,7 @@ join_limit = RateLimiter(limit=20, window_seconds=600)
 
 
 def _int(raw: str) -> int | None:
-    return int(raw) if raw.strip().isdigit() else None
+    return parse_int(raw)
 
 
 @router.get("/calibration", response_class=HTMLResponse)
@@ -303,7 +303,7 @@ def _setup_context(session: Session, calibration: CalibrationSession) -> dict[st
 
 @router.get("/calibration/{session_id}", response_class=HTMLResponse)
 def setup_page(
-    request: Request, user: Facilitator, session: SessionDep, session_id: int
+    request: Request, user: Facilitator, session: SessionDep, session_id: Id
 ) -> Response:
     """The facilitator's page: join code, items, stimuli, master scores, the live board."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
@@ -314,7 +314,7 @@ def setup_page(
 
 @router.post("/calibration/{session_id}/items")
 async def set_items(
-    request: Request, user: Facilitator, session: SessionDep, session_id: int
+    request: Request, user: Facilitator, session: SessionDep, session_id: Id
 ) -> Response:
     """Choose which items raters rate (before anyone has rated)."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
@@ -338,7 +338,7 @@ async def set_items(
 
 @router.post("/calibration/{session_id}/stimuli")
 async def add_stimulus(
-    request: Request, user: Facilitator, session: SessionDep, session_id: int
+    request: Request, user: Facilitator, session: SessionDep, session_id: Id
 ) -> Response:
     """Add another transcript excerpt or video clip."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
@@ -349,7 +349,7 @@ async def add_stimulus(
 
 @router.post("/calibration/{session_id}/master")
 async def set_master(
-    request: Request, user: Facilitator, session: SessionDep, session_id: int
+    request: Request, user: Facilitator, session: SessionDep, session_id: Id
 ) -> Response:
     """Set the master (anchor) scores and their rationale, hidden until reveal."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
@@ -366,7 +366,7 @@ async def set_master(
                 calibration=calibration,
                 stimulus_id=st.id,
                 item_key=item.key,
-                value=int(raw) if raw.lstrip("-").isdigit() else None,
+                value=parse_int(raw, minimum=-MAX_ID),
                 rationale=rationale,
             )
     return RedirectResponse(f"/calibration/{calibration.id}#master", status_code=303)
@@ -376,7 +376,7 @@ async def set_master(
 def change_status(
     user: Facilitator,
     session: SessionDep,
-    session_id: int,
+    session_id: Id,
     action: Annotated[str, Form(pattern="^(close|reopen|reveal|next_round)$")],
 ) -> Response:
     """Close rating, reveal the report, reopen, or start the next round."""
@@ -428,7 +428,7 @@ def _report_context(
 
 @router.get("/calibration/{session_id}/report", response_class=HTMLResponse)
 def facilitator_report(
-    request: Request, user: Facilitator, session: SessionDep, session_id: int
+    request: Request, user: Facilitator, session: SessionDep, session_id: Id
 ) -> Response:
     """The report with every rater's name (the facilitator may look before reveal)."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
@@ -438,9 +438,7 @@ def facilitator_report(
 
 
 @router.get("/api/calibration/sessions/{session_id}/report", tags=["calibration"])
-def facilitator_report_json(
-    user: Facilitator, session: SessionDep, session_id: int
-) -> JSONResponse:
+def facilitator_report_json(user: Facilitator, session: SessionDep, session_id: Id) -> JSONResponse:
     """The report as JSON, for the facilitator."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
     return JSONResponse(
@@ -451,7 +449,7 @@ def facilitator_report_json(
 
 
 @router.get("/calibration/{session_id}/ratings.csv")
-def ratings_csv(user: Facilitator, session: SessionDep, session_id: int) -> Response:
+def ratings_csv(user: Facilitator, session: SessionDep, session_id: Id) -> Response:
     """Every rating: one row per rater x stimulus x item x round, with the master score."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
     s = service.setup(session=session, calibration=calibration)
@@ -629,10 +627,12 @@ async def rate_form(
     form = await request.form()
     ratings = []
     for key, value in form.items():
-        if key.startswith("r-") and isinstance(value, str) and value.lstrip("-").isdigit():
+        level = parse_int(value, minimum=-MAX_ID)
+        if key.startswith("r-") and level is not None:
             stimulus, _, item = key[2:].partition("-")
-            if stimulus.isdigit():
-                ratings.append((int(stimulus), item, int(value)))
+            stimulus_id = parse_id(stimulus)
+            if stimulus_id is not None:
+                ratings.append((stimulus_id, item[:63], level))
     service.rate(session=session, calibration=calibration, rater=rater, ratings=ratings)
     if form.get("done") == "1":
         service.mark_done(session=session, calibration=calibration, rater=rater)
@@ -642,9 +642,9 @@ async def rate_form(
 class RatingIn(BaseModel):
     """One level for one stimulus x item."""
 
-    stimulus_id: int
+    stimulus_id: Id
     item_key: str = Field(max_length=63)
-    value: int
+    value: Annotated[int, Field(ge=-MAX_ID, le=MAX_ID)]
 
 
 @router.post("/api/calibration/{code}/ratings", tags=["calibration"])

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from app.accounts import service as accounts
 from app.accounts.models import Role, User
-from app.db import SessionDep, utcnow
+from app.db import SessionDep, parse_id, utcnow, write_turn
 from app.errors import Invalid
 from app.exports import csv as exports
 from app.exports.models import ExportLog
@@ -51,17 +51,17 @@ def _filters(request: Request, user: User) -> tuple[exports.Filters, dict[str, A
     f.date_from = day("from")
     end = day("to")
     f.date_to = end + timedelta(days=1) if end else None
-    f.school_ids = [int(v) for v in q.getlist("school_id") if v.isdigit()]
+    f.school_ids = [i for i in map(parse_id, q.getlist("school_id")) if i is not None]
     if user.role == Role.principal:
         f.school_ids = [user.school_id] if user.school_id else [-1]
     rubric = q.get("rubric", "")
     if ":" in rubric:
         slug, _, version = rubric.partition(":")
-        f.rubric_slug, f.rubric_version = slug, int(version) if version.isdigit() else None
+        f.rubric_slug, f.rubric_version = slug, parse_id(version)
     elif rubric:
         f.rubric_slug = rubric
     observer = q.get("observer_id", "")
-    f.observer_id = int(observer) if observer.isdigit() else None
+    f.observer_id = parse_id(observer)
     if q.get("status") in ("draft", "submitted"):
         f.status = ObservationStatus(q["status"])
     return f, dict(q)
@@ -126,24 +126,22 @@ def _count_calibration(engine: Engine) -> int:
         return int(conn.execute(sa_select(func.count()).select_from(Rating.__table__)).scalar_one())  # type: ignore[attr-defined]
 
 
-def _log(
-    session: Session, user: User, dataset: str, filters: dict[str, Any], via_token: bool
-) -> int:
+def _log(engine: Engine, user: User, dataset: str, filters: dict[str, Any], via_token: bool) -> int:
     assert user.id is not None
-    entry = ExportLog(user_id=user.id, kind=dataset, filters=filters, via_token=via_token)
-    session.add(entry)
-    session.flush()
-    assert entry.id is not None
-    return entry.id
+    with write_turn(engine) as writer:
+        entry = ExportLog(user_id=user.id, kind=dataset, filters=filters, via_token=via_token)
+        writer.add(entry)
+        writer.flush()
+        assert entry.id is not None
+        return entry.id
 
 
 def _finish_log(engine: Engine, log_id: int, rows: int) -> None:
-    with Session(engine) as s:
-        entry = s.get(ExportLog, log_id)
+    with write_turn(engine) as writer:
+        entry = writer.get(ExportLog, log_id)
         if entry is not None:
             entry.rows, entry.finished_at = rows, utcnow()
-            s.add(entry)
-            s.commit()
+            writer.add(entry)
 
 
 def _stream(
@@ -162,7 +160,7 @@ def _stream(
                 "choose one (or use the long format)."
             )
     via_token = request.headers.get("authorization", "").lower().startswith("bearer ")
-    log_id = _log(session, user, dataset, {**f.as_dict(), "format": fmt}, via_token)
+    log_id = _log(engine, user, dataset, {**f.as_dict(), "format": fmt}, via_token)
     counter = [0]
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")
     name = f"walkthrough-{dataset.replace('_', '-')}-{stamp}"

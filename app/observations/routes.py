@@ -15,8 +15,8 @@ from starlette.datastructures import FormData
 from app.accounts import service as accounts
 from app.accounts.models import GRADES, Role, Teacher, User
 from app.charts import stacked_bars
-from app.db import SessionDep
-from app.errors import Forbidden, Invalid, NotFound
+from app.db import MAX_ID, Count, Id, SessionDep, parse_id, parse_int
+from app.errors import Forbidden, NotFound
 from app.observations import service
 from app.observations.models import Observation, ObservationStatus, new_observation_id
 from app.rubrics import service as rubrics
@@ -43,9 +43,10 @@ def _parse_local(raw: str, offset_minutes: str, tz: ZoneInfo) -> datetime | None
         naive = datetime.strptime(raw.strip()[:16], "%Y-%m-%dT%H:%M")
     except ValueError:
         return None
-    if offset_minutes.strip().lstrip("-").isdigit():
+    offset = parse_int(offset_minutes, minimum=-18 * 60, maximum=18 * 60)
+    if offset is not None:
         # getTimezoneOffset() is minutes *behind* UTC: 360 means UTC-06:00.
-        return naive.replace(tzinfo=timezone(timedelta(minutes=-int(offset_minutes))))
+        return naive.replace(tzinfo=timezone(timedelta(minutes=-offset)))
     return naive.replace(tzinfo=tz)
 
 
@@ -125,15 +126,16 @@ async def start(request: Request, user: Recorder, session: SessionDep) -> Respon
     observed_at = _parse_local(raw["observed_at"], raw["tz_offset"], _tz(request))
     if observed_at is None:
         errors["observed_at"] = "Enter the date and time of the visit."
-    if not version.isdigit():
+    version_number = parse_id(version)
+    if version_number is None:
         errors["rubric"] = "Choose a rubric."
-    school_id = int(raw["school_id"]) if raw["school_id"].isdigit() else user.school_id
+    school_id = parse_id(raw["school_id"]) or user.school_id
     teacher = _match_teacher(session, user, raw["teacher"], school_id)
     if not raw["teacher"].strip():
         errors["teacher"] = "Choose a teacher or type their name."
     if errors:
         return _start_page(request, session, user, raw, errors, status_code=422)
-    assert observed_at is not None
+    assert observed_at is not None and version_number is not None
     existing = session.get(Observation, obs_id)
     if existing is not None and existing.observer_id == user.id:
         return RedirectResponse(
@@ -143,7 +145,7 @@ async def start(request: Request, user: Recorder, session: SessionDep) -> Respon
         obs_id = new_observation_id()
     payload = service.ObservationPayload(
         rubric_slug=slug,
-        rubric_version=int(version),
+        rubric_version=version_number,
         teacher_id=teacher.id if teacher else None,
         teacher_name="" if teacher else raw["teacher"].strip()[:200],
         school_id=school_id,
@@ -151,10 +153,13 @@ async def start(request: Request, user: Recorder, session: SessionDep) -> Respon
         subject=raw["subject"][:200],
         observed_at=observed_at,
     )
-    try:
-        service.save(session=session, user=user, obs_id=obs_id, payload=payload)
-    except Invalid as exc:
-        errors = {str(d["field"]): str(d["message"]) for d in exc.details}
+    outcome = service.write_one(
+        session=session, author=user, device=None, obs_id=obs_id, base_revision=0, payload=payload
+    )
+    if outcome.status == "rejected":
+        errors = {d["field"]: d["message"] for d in outcome.details} or {
+            "teacher": outcome.reason or "The observation could not be started."
+        }
         return _start_page(request, session, user, raw, errors, status_code=422)
     return RedirectResponse(f"/observations/{obs_id}/edit", status_code=303)
 
@@ -223,7 +228,7 @@ EMPTY_STATE: dict[str, Any] = {
 
 @router.get("/capture/{slug}/{version}", response_class=HTMLResponse)
 def capture_shell(
-    request: Request, user: Recorder, session: SessionDep, slug: str, version: int
+    request: Request, user: Recorder, session: SessionDep, slug: str, version: Id
 ) -> Response:
     """The capture page of a rubric version with no observation in it: devices keep it for
     offline use and fill it from their own storage (capture.js)."""
@@ -264,11 +269,21 @@ async def save_capture(
     context["state"] = state
     if payload is not None and not errors:
         if action == "submit":
-            payload = payload.model_copy(update={"status": ObservationStatus.submitted})
-        try:
-            service.save(session=session, user=user, obs_id=obs.id, payload=payload)
-        except Invalid as exc:
-            errors = {str(d["field"]): str(d["message"]) for d in exc.details}
+            payload = payload.with_status(ObservationStatus.submitted)
+        outcome = service.write_one(
+            session=session,
+            author=user,
+            device=None,
+            obs_id=obs.id,
+            base_revision=obs.revision,
+            payload=payload,
+        )
+        if outcome.status == "rejected":
+            errors = {d["field"]: d["message"] for d in outcome.details} or {
+                "overall_notes": outcome.reason or "The observation could not be saved."
+            }
+        elif outcome.status == "conflict":
+            return RedirectResponse(f"/observations/{obs.id}/conflicts", status_code=303)
     if errors:
         context["errors"] = errors
         context["problem"] = "Nothing was lost: fix the marked items and save again."
@@ -303,21 +318,21 @@ def parse_capture_form(
         elif item.kind == "text":
             entry["value"] = raw[: service.MAX_TEXT]
         else:
-            try:
-                entry["value"] = int(raw)
-            except ValueError:
+            number = parse_int(raw, minimum=-MAX_ID, maximum=MAX_ID)
+            if number is None:
                 errors[item.key] = (
                     "Enter a whole number." if item.kind == "count" else "Choose a level."
                 )
                 continue
+            entry["value"] = number
         if entry.get("value") is not None or entry.get("not_observed") or evidence:
             values[item.key] = service.ItemValue.model_validate(entry)
     notes = []
     for minute, text in zip(form.getlist("note_minute"), form.getlist("note_text"), strict=False):
         text = str(text).strip()
         if text:
-            m = str(minute).strip()
-            notes.append({"minute": int(m) if m.isdigit() else 0, "text": text[: service.MAX_TEXT]})
+            at = parse_int(minute, maximum=24 * 60) or 0
+            notes.append({"minute": at, "text": text[: service.MAX_TEXT]})
     tags = [t.strip()[:50] for t in str(form.get("tags", "")).split(",") if t.strip()][:30]
     minutes = str(form.get("duration_minutes", "")).strip()
     state = {
@@ -327,7 +342,8 @@ def parse_capture_form(
         "overall_notes": str(form.get("overall_notes", "")),
         "duration_minutes": minutes,
     }
-    if minutes and not (minutes.isdigit() and int(minutes) <= 24 * 60):
+    duration = parse_int(minutes, maximum=24 * 60)
+    if minutes and duration is None:
         errors["duration_minutes"] = "Enter the number of minutes."
     if errors:
         return None, state, errors
@@ -338,7 +354,7 @@ def parse_capture_form(
                 "notes": [service.TimedNote.model_validate(n) for n in notes],
                 "tags": list(dict.fromkeys(tags)),
                 "overall_notes": str(form.get("overall_notes", ""))[: service.MAX_TEXT],
-                "duration_seconds": int(minutes) * 60 if minutes else None,
+                "duration_seconds": duration * 60 if duration is not None else None,
             }
         )
     except ValidationError as exc:
@@ -365,7 +381,7 @@ def submit(
     user: CurrentUser,
     session: SessionDep,
     obs_id: uuid.UUID,
-    revision: Annotated[int, Form()],
+    revision: Annotated[Count, Form()],
 ) -> Response:
     """Submit the reviewed revision (a stale review page is sent back to the capture page)."""
     obs = service.get_own(session=session, user=user, obs_id=obs_id)
@@ -373,10 +389,16 @@ def submit(
         return RedirectResponse(f"/observations/{obs.id}/review?stale=1", status_code=303)
     rubric = session.get(RubricVersion, obs.rubric_version_id)
     assert rubric is not None
-    payload = service.payload_of(obs, rubric).model_copy(
-        update={"status": ObservationStatus.submitted}
+    payload = service.payload_of(obs, rubric).with_status(ObservationStatus.submitted)
+    outcome = service.write_one(
+        session=session,
+        author=user,
+        device=None,
+        obs_id=obs.id,
+        base_revision=obs.revision,
+        payload=payload,
     )
-    service.save(session=session, user=user, obs_id=obs.id, payload=payload)
+    service.raise_if_rejected(outcome)
     return RedirectResponse(f"/observations/{obs.id}?submitted=1", status_code=303)
 
 
@@ -466,9 +488,7 @@ def _filters(request: Request, params: dict[str, str]) -> tuple[service.Filters,
     end = day("to")
     f.date_to = end + timedelta(days=1) if end else None
     for name in ("school_id", "teacher_id", "observer_id", "rubric_version_id"):
-        raw = params.get(name, "")
-        if raw.isdigit():
-            setattr(f, name, int(raw))
+        setattr(f, name, parse_id(params.get(name, "")))
     if params.get("status") in ("draft", "submitted"):
         f.status = ObservationStatus(params["status"])
     f.rubric_slug = params.get("rubric") or None
@@ -506,7 +526,7 @@ def _lookups(session: Session, user: User) -> dict[str, Any]:
 
 @router.get("/teachers/{teacher_id}", response_class=HTMLResponse)
 def teacher_page(
-    request: Request, user: CurrentUser, session: SessionDep, teacher_id: int
+    request: Request, user: CurrentUser, session: SessionDep, teacher_id: Id
 ) -> Response:
     """One teacher's observations over time (only those this role may read)."""
     teacher = session.get(Teacher, teacher_id)

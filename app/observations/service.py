@@ -5,16 +5,27 @@ import hashlib
 import json
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, field_validator
-from sqlalchemy import ColumnElement, and_, false, func, or_, true
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    field_validator,
+)
+from sqlalchemy import ColumnElement, and_, bindparam, false, func, or_, true, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from app.accounts.models import Role, School, Teacher, User
-from app.db import next_seq, utcnow
+from app.db import MAX_ID, Id, UTCDateTime, next_seq, no_nul, utcnow
 from app.errors import Forbidden, Invalid, NotFound
 from app.observations.models import (
     Observation,
@@ -27,7 +38,9 @@ from app.rubrics.models import RubricStatus, RubricVersion
 
 RECORDING_ROLES = {Role.observer, Role.principal, Role.admin}
 MAX_TEXT = 10_000
-Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+NoNul = AfterValidator(no_nul)
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoNul]
+LongText = Annotated[str, StringConstraints(max_length=MAX_TEXT), NoNul]
 
 
 class ItemValue(BaseModel):
@@ -35,9 +48,9 @@ class ItemValue(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    value: bool | int | str | None = None
+    value: bool | Annotated[int, Field(ge=-MAX_ID, le=MAX_ID)] | LongText | None = None
     not_observed: bool = False
-    evidence: Annotated[str, StringConstraints(max_length=MAX_TEXT)] = ""
+    evidence: LongText = ""
 
 
 class TimedNote(BaseModel):
@@ -47,7 +60,7 @@ class TimedNote(BaseModel):
 
     minute: int = Field(ge=0, le=1440)
     text: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT)
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT), NoNul
     ]
 
 
@@ -57,11 +70,11 @@ class ObservationPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rubric_slug: Short
-    rubric_version: int = Field(ge=1)
-    teacher_id: int | None = None
+    rubric_version: Id
+    teacher_id: Id | None = None
     teacher_name: Short = ""
-    school_id: int | None = None
-    grade: Annotated[str, StringConstraints(strip_whitespace=True, max_length=10)] = ""
+    school_id: Id | None = None
+    grade: Annotated[str, StringConstraints(strip_whitespace=True, max_length=10), NoNul] = ""
     subject: Short = ""
     observed_at: datetime
     duration_seconds: int | None = Field(default=None, ge=0, le=24 * 3600)
@@ -69,9 +82,9 @@ class ObservationPayload(BaseModel):
     values: dict[str, ItemValue] = Field(default_factory=dict, max_length=500)
     notes: list[TimedNote] = Field(default_factory=list, max_length=500)
     tags: list[
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), NoNul]
     ] = Field(default_factory=list, max_length=30)
-    overall_notes: Annotated[str, StringConstraints(max_length=MAX_TEXT)] = ""
+    overall_notes: LongText = ""
 
     @field_validator("observed_at")
     @classmethod
@@ -92,6 +105,20 @@ class ObservationPayload(BaseModel):
         if self._snapshot is None:
             self._snapshot = self.model_dump(mode="json")
         return self._snapshot
+
+    def with_status(self, status: ObservationStatus) -> "ObservationPayload":
+        """A copy with another status (its snapshot and hash are computed afresh)."""
+        if status == self.status:
+            return self
+        return self.model_copy(update={"status": status})
+
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> "ObservationPayload":
+        """A copy that never carries the original's cached snapshot."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._snapshot = None
+        return copy
 
     def content_hash(self) -> str:
         """SHA-256 of the canonical content: equal payloads are the same observation state."""
@@ -323,94 +350,471 @@ def unanswered(definition: RubricDefinition, values: dict[str, Any]) -> list[tup
     return missing
 
 
-# --- saving --------------------------------------------------------------------------------------
+# --- the one write path ---------------------------------------------------------------------------
+
+WriteStatus = Literal["created", "updated", "duplicate", "conflict", "rejected"]
 
 
-SaveOutcome = Literal["created", "updated", "unchanged"]
+@dataclass(frozen=True)
+class Change:
+    """One proposed state of an observation: its id, the revision it was edited from
+    (0 for a new observation) and the full payload."""
+
+    id: uuid.UUID
+    base_revision: int
+    payload: ObservationPayload
 
 
-def save(
+@dataclass
+class Outcome:
+    """What happened to one change. A device drops it from its outbox only after created,
+    updated or duplicate."""
+
+    id: uuid.UUID
+    status: WriteStatus
+    revision: int | None = None
+    reason: str | None = None
+    details: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def stored(self) -> bool:
+        """True when the server now holds this change (new, applied, or already there)."""
+        return self.status in ("created", "updated", "duplicate")
+
+
+@dataclass
+class _State:
+    observer_id: int
+    revision: int
+    content_hash: str
+    status: ObservationStatus
+    deleted: bool
+    rubric_version_id: int
+
+
+_OBS = Observation.__table__  # type: ignore[attr-defined]
+_REV = ObservationRevision.__table__  # type: ignore[attr-defined]
+_CONFLICT = ObservationConflict.__table__  # type: ignore[attr-defined]
+_ROW_COLUMNS = (
+    "school_id",
+    "teacher_id",
+    "teacher_name",
+    "grade",
+    "subject",
+    "rubric_version_id",
+    "observed_at",
+    "duration_seconds",
+    "status",
+    "values",
+    "notes",
+    "tags",
+    "overall_notes",
+    "content_hash",
+    "updated_at",
+    "change_seq",
+)
+_statements: dict[str, tuple[Any, Any]] = {}
+
+
+def _statements_for(dialect: str) -> tuple[Any, Any]:
+    """Insert-if-absent and compare-and-set update, built once: a batch reuses the compiled
+    statements with new parameters instead of building one statement per item."""
+    if dialect not in _statements:
+        insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        create = insert_fn(_OBS).on_conflict_do_nothing(index_elements=["id"])
+        set_columns = {
+            name: bindparam(f"v_{name}", type_=_OBS.c[name].type) for name in _ROW_COLUMNS
+        }
+        compare_and_set = (
+            update(_OBS)
+            .where(_OBS.c.id == bindparam("w_id"), _OBS.c.revision == bindparam("w_base"))
+            .values(
+                revision=bindparam("v_revision"),
+                # The first submission time is kept through later amendments.
+                submitted_at=func.coalesce(
+                    _OBS.c.submitted_at, bindparam("v_submitted_at", type_=UTCDateTime())
+                ),
+                **set_columns,
+            )
+        )
+        _statements[dialect] = (create, compare_and_set)
+    return _statements[dialect]
+
+
+def write(
+    *, session: Session, author: User, device: str | None, changes: list[Change]
+) -> list[Outcome]:
+    """Apply changes to observations: the only way an observation is created or changed.
+
+    Every client goes through here: the capture form, review and submit, amendments, the sync
+    push (a batch), conflict resolution and files of unsent observations. Each change is
+    answered on its own, in order: created, updated, duplicate (the server already holds
+    this content: a replay), conflict (the server moved on since base_revision; the change
+    is kept for its observer to resolve) or rejected (with a reason and per-field details).
+    New observations go in with one insert-if-absent, so two pushes of one id at the same
+    moment still make one observation; edits are compare-and-set on the revision.
+    """
+    session.flush()
+    outcomes: list[Outcome | None] = [None] * len(changes)
+    states = _load_states(session, {c.id for c in changes})
+    resolver = Resolver(session, author)
+    ready: list[tuple[int, Change, Resolved, str]] = []
+    for index, change in enumerate(changes):
+        state = states.get(change.id)
+        rejected = _check(resolver, author, change, state)
+        if isinstance(rejected, Outcome):
+            outcomes[index] = rejected
+            continue
+        resolved = rejected
+        # Amending never un-submits: the stored state, its revision and its hash say so.
+        payload = change.payload
+        if state is not None and state.status == ObservationStatus.submitted:
+            payload = payload.with_status(ObservationStatus.submitted)
+        change = Change(change.id, change.base_revision, payload)
+        ready.append((index, change, resolved, payload.content_hash()))
+    if ready:
+        _apply(session, author, device, ready, states, outcomes)
+        _expire_loaded(session, {c.id for _i, c, _r, _h in ready})
+    return [o for o in outcomes if o is not None]
+
+
+def write_one(
     *,
     session: Session,
-    user: User,
+    author: User,
+    device: str | None,
     obs_id: uuid.UUID,
+    base_revision: int,
     payload: ObservationPayload,
-) -> tuple[Observation, SaveOutcome]:
-    """Create or amend an observation; every change adds a revision. Raises Invalid per item."""
-    existing = session.get(Observation, obs_id)
-    if existing is not None:
-        if existing.observer_id != user.id or existing.deleted_at is not None:
-            raise Forbidden("Only the observer who recorded this observation may change it.")
-        if (
-            existing.status == ObservationStatus.submitted
-            and payload.status == ObservationStatus.draft
-        ):
-            payload = payload.model_copy(update={"status": ObservationStatus.submitted})
-    elif user.role not in RECORDING_ROLES:
-        raise Forbidden("Your role does not record observations.")
-    resolved = resolve(session=session, user=user, payload=payload, existing=existing)
-    errors = item_errors(resolved.definition, payload.values)
-    if errors:
+) -> Outcome:
+    """write() for a single change."""
+    [outcome] = write(
+        session=session,
+        author=author,
+        device=device,
+        changes=[Change(obs_id, base_revision, payload)],
+    )
+    return outcome
+
+
+def raise_if_rejected(outcome: Outcome) -> Outcome:
+    """For pages: a rejected change becomes Invalid, with the fields to mark."""
+    if outcome.status == "rejected":
         raise Invalid(
-            "Some items need attention.",
-            details=[{"field": k, "message": m} for k, m in errors.items()],
+            outcome.reason or "The observation could not be saved.", details=outcome.details
         )
-    digest = payload.content_hash()
-    if existing is not None and existing.content_hash == digest:
-        return existing, "unchanged"
-    now = utcnow()
-    assert user.id is not None and resolved.school.id is not None and resolved.rubric.id is not None
-    obs = existing or Observation(
-        id=obs_id,
-        observer_id=user.id,
-        revision=0,
-        created_at=now,
-        school_id=resolved.school.id,
-        rubric_version_id=resolved.rubric.id,
-        teacher_name="",
-        observed_at=payload.observed_at,
-        status=payload.status,
-        content_hash=digest,
-    )
-    apply_payload(obs, payload, resolved, digest, now)
-    obs.revision += 1
-    obs.change_seq = next_seq(session)
-    session.add(obs)
-    session.flush()
-    session.add(
-        ObservationRevision(
-            observation_id=obs.id,
-            revision=obs.revision,
-            author_id=user.id,
-            status=obs.status,
-            snapshot=payload.model_dump(mode="json"),
-            content_hash=digest,
-            created_at=now,
-        )
-    )
-    session.flush()
-    return obs, "created" if existing is None else "updated"
+    return outcome
 
 
-def apply_payload(
-    obs: Observation, payload: ObservationPayload, resolved: Resolved, digest: str, now: datetime
+def _rejected(
+    obs_id: uuid.UUID,
+    reason: str,
+    details: list[dict[str, str]] | None = None,
+    revision: int | None = None,
+) -> Outcome:
+    return Outcome(obs_id, "rejected", revision=revision, reason=reason, details=details or [])
+
+
+def _check(
+    resolver: Resolver, author: User, change: Change, state: _State | None
+) -> Outcome | Resolved:
+    """Who may write this change, and does its content fit the rubric version it names."""
+    if state is None and author.role not in RECORDING_ROLES:
+        return _rejected(change.id, "Your role does not record observations.")
+    if state is not None and state.observer_id != author.id:
+        return _rejected(
+            change.id,
+            "This observation belongs to another observer; it cannot be changed from this account.",
+        )
+    if state is not None and state.deleted:
+        return _rejected(
+            change.id, "An admin deleted this observation; ask them to restore it, then sync."
+        )
+    if state is not None and change.base_revision > state.revision:
+        return _rejected(
+            change.id,
+            f"This device says it edited revision {change.base_revision}, but the server has "
+            f"only revision {state.revision}.",
+            revision=state.revision,
+        )
+    try:
+        resolved = resolver.resolve(
+            change.payload, state.rubric_version_id if state is not None else None
+        )
+    except Invalid as exc:
+        reason = " ".join([exc.message, *(str(d["message"]) for d in exc.details)])
+        return _rejected(
+            change.id, reason, [{k: str(v) for k, v in d.items()} for d in exc.details]
+        )
+    problems = resolver.item_errors(resolved, change.payload.values)
+    if problems:
+        return _rejected(
+            change.id,
+            "; ".join(f"{key}: {message}" for key, message in problems.items()),
+            [{"field": key, "message": message} for key, message in problems.items()],
+        )
+    return resolved
+
+
+def _apply(
+    session: Session,
+    author: User,
+    device: str | None,
+    ready: list[tuple[int, Change, Resolved, str]],
+    states: dict[uuid.UUID, _State],
+    outcomes: list[Outcome | None],
 ) -> None:
-    """Copy a validated payload onto the observation row."""
-    assert resolved.rubric.id is not None and resolved.school.id is not None
-    obs.rubric_version_id = resolved.rubric.id
-    obs.school_id = resolved.school.id
-    obs.teacher_id = resolved.teacher.id if resolved.teacher else None
-    obs.teacher_name = resolved.teacher.name if resolved.teacher else payload.teacher_name
-    obs.grade, obs.subject = payload.grade, payload.subject
-    obs.observed_at, obs.duration_seconds = payload.observed_at, payload.duration_seconds
-    obs.values = {k: v.model_dump() for k, v in payload.values.items()}
-    obs.notes = [n.model_dump() for n in payload.notes]
-    obs.tags, obs.overall_notes = list(payload.tags), payload.overall_notes
-    if payload.status == ObservationStatus.submitted and obs.submitted_at is None:
-        obs.submitted_at = now
-    obs.status = payload.status
-    obs.content_hash = digest
-    obs.updated_at = now
+    assert author.id is not None
+    applied = _load_applied(session, set(states))
+    open_conflicts = _load_open_conflicts(session, set(states))
+    seq = next_seq(session)
+    now = utcnow()
+    revisions: list[dict[str, Any]] = []
+    conn = session.connection()
+    create_stmt, _update = _statements_for(conn.dialect.name)
+
+    # New observations go in with one executemany. An insert that found the id taken (a
+    # write racing this one) does nothing; the rows this transaction wrote are the ones
+    # carrying its change sequence, and every other change is then handled one by one.
+    first_new: dict[uuid.UUID, tuple[int, Change, Resolved, str]] = {}
+    for entry in ready:
+        if entry[1].id not in states and entry[1].id not in first_new:
+            first_new[entry[1].id] = entry
+    created_now: set[int] = set()
+    if first_new:
+        rows = []
+        for _index, change, resolved, digest in first_new.values():
+            row = _row(change.payload, resolved, digest, now, seq)
+            row.update(id=change.id, observer_id=author.id, revision=1, created_at=now)
+            rows.append(row)
+        conn.execute(create_stmt, rows)
+        mine = set(
+            conn.execute(
+                select(_OBS.c.id).where(_OBS.c.id.in_(list(first_new)), _OBS.c.change_seq == seq)
+            ).scalars()
+        )
+        for obs_id, (index, change, resolved, digest) in first_new.items():
+            if obs_id in mine:
+                states[obs_id] = _State(
+                    author.id, 1, digest, change.payload.status, False, resolved.rubric.id or 0
+                )
+                applied[(obs_id, 1)] = digest
+                revisions.append(_revision(change, 1, author.id, digest, device, now))
+                created_now.add(index)
+        lost = set(first_new) - mine
+        if lost:
+            states.update(_load_states(session, lost))
+            applied.update(_load_applied(session, lost))
+
+    for index, change, resolved, digest in ready:
+        if index in created_now:
+            outcomes[index] = Outcome(change.id, "created", revision=1)
+            continue
+        outcomes[index] = _apply_to_existing(
+            session,
+            author,
+            device,
+            change,
+            resolved,
+            digest,
+            states,
+            applied,
+            open_conflicts,
+            revisions,
+            seq,
+            now,
+        )
+    if revisions:
+        conn.execute(_REV.insert(), revisions)
+
+
+def _apply_to_existing(
+    session: Session,
+    author: User,
+    device: str | None,
+    change: Change,
+    resolved: Resolved,
+    digest: str,
+    states: dict[uuid.UUID, _State],
+    applied: dict[tuple[uuid.UUID, int], str],
+    open_conflicts: dict[uuid.UUID, set[str]],
+    revisions: list[dict[str, Any]],
+    seq: int,
+    now: datetime,
+) -> Outcome:
+    assert author.id is not None
+    conn = session.connection()
+    _create, update_stmt = _statements_for(conn.dialect.name)
+    for _attempt in range(3):
+        state = states.get(change.id)
+        if state is None:  # taken by a racing write that is not visible yet: look again
+            states.update(_load_states(session, {change.id}))
+            continue
+        if state.observer_id != author.id:
+            return _rejected(
+                change.id,
+                "This observation belongs to another observer; it cannot be changed from this "
+                "account.",
+            )
+        if (
+            state.content_hash == digest
+            or applied.get((change.id, change.base_revision + 1)) == digest
+        ):
+            return Outcome(change.id, "duplicate", revision=state.revision)
+        if change.base_revision == state.revision:
+            values = {
+                f"v_{k}": v for k, v in _row(change.payload, resolved, digest, now, seq).items()
+            }
+            values.update(
+                w_id=change.id,
+                w_base=change.base_revision,
+                v_revision=change.base_revision + 1,
+            )
+            if conn.execute(update_stmt, values).rowcount == 1:
+                new_rev = change.base_revision + 1
+                states[change.id] = _State(
+                    author.id,
+                    new_rev,
+                    digest,
+                    change.payload.status,
+                    False,
+                    resolved.rubric.id or 0,
+                )
+                applied[(change.id, new_rev)] = digest
+                revisions.append(_revision(change, new_rev, author.id, digest, device, now))
+                return Outcome(change.id, "updated", revision=new_rev)
+            states.update(_load_states(session, {change.id}))  # moved on under us: look again
+            applied.update(_load_applied(session, {change.id}))
+            continue
+        if change.base_revision > state.revision:
+            return _rejected(
+                change.id,
+                f"This device says it edited revision {change.base_revision}, but the server "
+                f"has only revision {state.revision}.",
+                revision=state.revision,
+            )
+        if digest not in open_conflicts.get(change.id, set()):
+            conn.execute(
+                _CONFLICT.insert().values(
+                    observation_id=change.id,
+                    base_revision=change.base_revision,
+                    server_revision=state.revision,
+                    snapshot=change.payload.snapshot(),
+                    content_hash=digest,
+                    device_id=device,
+                    received_at=now,
+                )
+            )
+            open_conflicts.setdefault(change.id, set()).add(digest)
+        return Outcome(
+            change.id,
+            "conflict",
+            revision=state.revision,
+            reason=f"The server already has revision {state.revision} (this device edited "
+            f"revision {change.base_revision}). Both versions are kept: open the observation "
+            "to choose which to keep.",
+        )
+    return _rejected(change.id, "The server was busy with this observation; retry.")
+
+
+def _row(
+    payload: ObservationPayload, resolved: Resolved, digest: str, now: datetime, seq: int
+) -> dict[str, Any]:
+    snapshot = payload.snapshot()
+    return {
+        "school_id": resolved.school.id,
+        "teacher_id": resolved.teacher.id if resolved.teacher else None,
+        "teacher_name": resolved.teacher.name if resolved.teacher else payload.teacher_name,
+        "grade": payload.grade,
+        "subject": payload.subject,
+        "rubric_version_id": resolved.rubric.id,
+        "observed_at": payload.observed_at,
+        "duration_seconds": payload.duration_seconds,
+        "status": payload.status,
+        "values": snapshot["values"],
+        "notes": snapshot["notes"],
+        "tags": snapshot["tags"],
+        "overall_notes": payload.overall_notes,
+        "content_hash": digest,
+        "updated_at": now,
+        "submitted_at": now if payload.status == ObservationStatus.submitted else None,
+        "change_seq": seq,
+    }
+
+
+def _revision(
+    change: Change,
+    revision: int,
+    author_id: int,
+    digest: str,
+    device: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "observation_id": change.id,
+        "revision": revision,
+        "author_id": author_id,
+        "status": change.payload.status,
+        "snapshot": change.payload.snapshot(),
+        "content_hash": digest,
+        "device_id": device,
+        "created_at": now,
+    }
+
+
+def _load_states(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, _State]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        sa_select(
+            col(Observation.id),
+            col(Observation.observer_id),
+            col(Observation.revision),
+            col(Observation.content_hash),
+            col(Observation.status),
+            col(Observation.deleted_at),
+            col(Observation.rubric_version_id),
+        ).where(col(Observation.id).in_(ids))
+    )
+    return {r[0]: _State(r[1], r[2], r[3], r[4], r[5] is not None, r[6]) for r in rows}
+
+
+def _load_applied(session: Session, ids: set[uuid.UUID]) -> dict[tuple[uuid.UUID, int], str]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(
+            col(ObservationRevision.observation_id),
+            col(ObservationRevision.revision),
+            col(ObservationRevision.content_hash),
+        ).where(col(ObservationRevision.observation_id).in_(ids))
+    )
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+def _load_open_conflicts(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(
+            col(ObservationConflict.observation_id), col(ObservationConflict.content_hash)
+        ).where(
+            col(ObservationConflict.observation_id).in_(ids),
+            col(ObservationConflict.resolved_at).is_(None),
+        )
+    )
+    found: dict[uuid.UUID, set[str]] = {}
+    for obs_id, digest in rows:
+        found.setdefault(obs_id, set()).add(digest)
+    return found
+
+
+def _expire_loaded(session: Session, ids: set[uuid.UUID]) -> None:
+    """Observations this session already loaded were changed underneath the ORM: reload them
+    on next access."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Observation) and obj.id in ids:
+            session.expire(obj)
 
 
 def payload_of(obs: Observation, rubric: RubricVersion) -> ObservationPayload:
@@ -461,7 +865,7 @@ def set_deleted(*, session: Session, admin: User, obs: Observation, deleted: boo
 
 
 @dataclass
-class Change:
+class Difference:
     """One difference between two revisions."""
 
     label: str
@@ -475,7 +879,7 @@ class RevisionView:
 
     revision: ObservationRevision
     author: str
-    changes: list[Change] = field(default_factory=list)
+    changes: list[Difference] = field(default_factory=list)
 
 
 def history(
@@ -508,9 +912,9 @@ def history(
 
 def diff_snapshots(
     old: dict[str, Any], new: dict[str, Any], definition: RubricDefinition
-) -> list[Change]:
+) -> list[Difference]:
     """What changed between two snapshots, item by item, in words."""
-    changes: list[Change] = []
+    changes: list[Difference] = []
     for key, label in (
         ("status", "Status"),
         ("teacher_name", "Teacher"),
@@ -522,21 +926,21 @@ def diff_snapshots(
         ("overall_notes", "Overall notes"),
     ):
         if old.get(key) != new.get(key):
-            changes.append(Change(label, _text(old.get(key)), _text(new.get(key))))
+            changes.append(Difference(label, _text(old.get(key)), _text(new.get(key))))
     if old.get("tags") != new.get("tags"):
         changes.append(
-            Change("Tags", ", ".join(old.get("tags", [])), ", ".join(new.get("tags", [])))
+            Difference("Tags", ", ".join(old.get("tags", [])), ", ".join(new.get("tags", [])))
         )
     for _s, item in definition.items():
         before = old.get("values", {}).get(item.key, {})
         after = new.get("values", {}).get(item.key, {})
         if display_value(item, before) != display_value(item, after):
             changes.append(
-                Change(item.title, display_value(item, before), display_value(item, after))
+                Difference(item.title, display_value(item, before), display_value(item, after))
             )
         if before.get("evidence", "") != after.get("evidence", ""):
             changes.append(
-                Change(
+                Difference(
                     f"{item.title} (evidence)",
                     before.get("evidence", ""),
                     after.get("evidence", ""),
@@ -544,7 +948,7 @@ def diff_snapshots(
             )
     if old.get("notes") != new.get("notes"):
         changes.append(
-            Change("Timed notes", _notes(old.get("notes", [])), _notes(new.get("notes", [])))
+            Difference("Timed notes", _notes(old.get("notes", [])), _notes(new.get("notes", [])))
         )
     return changes
 

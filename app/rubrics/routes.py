@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from app.db import SessionDep
+from app.db import Id, SessionDep
 from app.errors import BadRequest
 from app.rubrics import service
 from app.rubrics.loader import compare_versions
@@ -31,7 +31,7 @@ def library(request: Request, user: CurrentUser, session: SessionDep) -> Respons
 
 @router.get("/rubrics/{slug}/versions/{version}", response_class=HTMLResponse)
 def version_page(
-    request: Request, user: CurrentUser, session: SessionDep, slug: str, version: int
+    request: Request, user: CurrentUser, session: SessionDep, slug: str, version: Id
 ) -> Response:
     """One version with every item and level descriptor."""
     row = service.get_version(session=session, user=user, slug=slug, version=version)
@@ -49,8 +49,8 @@ def compare_page(
     user: CurrentUser,
     session: SessionDep,
     slug: str,
-    a: int | None = None,
-    b: int | None = None,
+    a: Id | None = None,
+    b: Id | None = None,
 ) -> Response:
     """Two versions side by side: items added, removed, reworded, scale changed."""
     siblings = [r for r in service.list_versions(session=session, user=user) if r.slug == slug]
@@ -112,7 +112,7 @@ def api_list(request: Request, user: CurrentUser, session: SessionDep) -> Respon
 
 @router.get("/api/rubrics/{slug}/versions/{version}", tags=["rubrics"])
 def api_version(
-    request: Request, user: CurrentUser, session: SessionDep, slug: str, version: int
+    request: Request, user: CurrentUser, session: SessionDep, slug: str, version: Id
 ) -> Response:
     """The full version as JSON. Published content never changes, so it is cached for good;
     its status (which can move to retired) is in /api/rubrics, not here."""

@@ -10,12 +10,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from app.db import SessionDep
+from app.db import Count, Id, SessionDep, parse_int, run_write
 from app.errors import BadRequest, Forbidden, Invalid
 from app.observations import service as observations
 from app.rubrics.loader import RubricDefinition
 from app.rubrics.models import RubricVersion
-from app.security import CurrentUser, OptionalUser, csrf_token
+from app.security import CurrentUser, OptionalUser, ReadingUser, csrf_token
 from app.sync import service
 from app.web import render
 
@@ -42,12 +42,12 @@ class PushResponse(BaseModel):
 
 
 @router.post("/api/sync/push", tags=["sync"], response_model=PushResponse)
-async def push(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+async def push(request: Request, user: ReadingUser) -> Response:
     """Send observations made on a device. Each item gets its own result: created, updated,
     duplicate (already stored: an idempotent replay), conflict (the server moved on; both
     versions are kept) or rejected (with a reason). One bad item never fails the others."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+    length = parse_int(request.headers.get("content-length", ""), maximum=2**62)
+    if length is not None and length > MAX_BODY_BYTES:
         return _too_large()
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
@@ -56,6 +56,8 @@ async def push(request: Request, user: CurrentUser, session: SessionDep) -> Resp
         data = json.loads(body)
     except ValueError as exc:
         raise BadRequest("The request body is not JSON.") from exc
+    except RecursionError as exc:
+        raise BadRequest("The request body is nested too deeply.") from exc
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         raise Invalid(
             'Send {"device_id": "...", "items": [{"id", "base_revision", "payload"}, ...]}.',
@@ -78,9 +80,14 @@ async def push(request: Request, user: CurrentUser, session: SessionDep) -> Resp
             },
             status_code=413,
         )
-    # The batch is database-bound work: run it off the event loop.
-    results = await run_in_threadpool(
-        service.push, session=session, user=user, device_id=device_id, items=items
+    # Reading the items is work for a thread, not the event loop; the write then waits for
+    # its turn and holds SQLite's write lock only while it writes.
+    parsed = await run_in_threadpool(service.parse, items)
+    results = await run_write(
+        request.app.state.engine,
+        lambda session: service.apply(
+            session=session, user=user, device_id=device_id, parsed=parsed
+        ),
     )
     return JSONResponse({"results": [r.model_dump() for r in results]}, headers=NO_STORE)
 
@@ -99,9 +106,7 @@ def _too_large() -> JSONResponse:
 def pull(
     user: CurrentUser,
     session: SessionDep,
-    since: Annotated[
-        int, Query(ge=0, description="The cursor from the last pull; 0 at first.")
-    ] = 0,
+    since: Annotated[Count, Query(description="The cursor from the last pull; 0 at first.")] = 0,
 ) -> JSONResponse:
     """What changed for you since the cursor: your observations (with revisions and
     tombstones), open conflicts, your roster, rubric versions; and the next cursor. When
@@ -154,7 +159,7 @@ def resolve_conflict(
     user: CurrentUser,
     session: SessionDep,
     obs_id: uuid.UUID,
-    conflict_id: int,
+    conflict_id: Id,
     keep: Annotated[Literal["server", "device"], Form()],
 ) -> Response:
     """Keep the server's version or this device's; the other stays in the record."""

@@ -174,3 +174,32 @@ def test_grade_parsing() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} was accepted")
+
+
+def test_a_ten_thousand_row_roster_imports_at_once_and_again_changes_nothing(
+    client: TestClient, world: World, session: Session
+) -> None:
+    rows = ["school,teacher,district_id,grades"]
+    rows += [f"School {i % 40},Teacher {i},D{i},{i % 12 + 1}" for i in range(10_000)]
+    body = "\r\n".join(rows) + "\r\n"
+    token = login(client, world.admin)
+    response = _upload(client, token, body)
+    assert response.status_code == 200, response.text[:500]
+    assert _count(session, Teacher) == 10_000 + 1
+    report = service.import_roster(session=session, data=body.encode())
+    assert (report.teachers_created, report.teachers_updated) == (0, 0)
+    assert report.teachers_unchanged == 10_000
+    session.rollback()
+
+
+def test_two_rows_never_claim_the_same_existing_teacher(world: World, session: Session) -> None:
+    body = (
+        "school,teacher,district_id\r\n"
+        "Lincoln Elementary,Ana García,A1\r\n"
+        "Lincoln Elementary,Ana García,A2\r\n"
+    )
+    report = service.import_roster(session=session, data=body.encode())
+    assert report.ok, report.errors
+    assert (report.teachers_updated, report.teachers_created) == (1, 1)
+    anas = session.exec(select(Teacher).where(Teacher.name == "Ana García")).all()
+    assert sorted(t.district_id or "" for t in anas) == ["A1", "A2"]

@@ -33,6 +33,16 @@ def make_observation(
         status=ObservationStatus(status),
         values={k: service.ItemValue.model_validate(v) for k, v in (values or {}).items()},
     )
-    obs, _ = service.save(session=session, user=user, obs_id=uuid.uuid4(), payload=payload)
+    outcome = service.write_one(
+        session=session,
+        author=user,
+        device=None,
+        obs_id=uuid.uuid4(),
+        base_revision=0,
+        payload=payload,
+    )
+    assert outcome.status == "created", outcome
+    obs = session.get(Observation, outcome.id)
+    assert obs is not None
     session.commit()
     return obs
