@@ -2,11 +2,14 @@
 
 import asyncio
 import json
+import logging
+import queue
 import re
 import secrets
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +30,7 @@ from sqlmodel import Session, SQLModel, create_engine
 from app.errors import ServiceUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger("walkthrough")
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 # Explicit names for every constraint and index so migrations are reproducible on
@@ -122,8 +126,9 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    # As many connections as request threads (40), as for SQLite above.
     return create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=_compact_json
+        url, pool_pre_ping=True, pool_size=10, max_overflow=30, json_serializer=_compact_json
     )
 
 
@@ -236,13 +241,35 @@ async def sqlite_write_gate(request: Request) -> AsyncIterator[None]:
 @contextmanager
 def write_turn(engine: Engine) -> Iterator[Session]:
     """A short writing transaction of its own, for what a reading request must record (an
-    export's audit row, a token's last use). On SQLite it waits for its turn in this
-    process's write queue and takes the write lock up front, so it never fails with
-    "database is locked" while devices push. Not for requests that hold their turn already
-    (POST and the like): their session writes directly."""
+    export's audit row). On SQLite it waits for its turn in this process's write queue and
+    takes the write lock up front, so it never fails with "database is locked" while devices
+    push. Not for requests that hold their turn already (POST and the like): their session
+    writes directly."""
+    with _turn(engine, timeout=60) as session:
+        if session is None:
+            raise ServiceUnavailable("The server is busy saving other work; please try again.")
+        yield session
+
+
+@contextmanager
+def write_turn_if_free(engine: Engine) -> Iterator[Session | None]:
+    """write_turn for what may be skipped (a token's last-used time): None, at once, when
+    another write holds the turn."""
+    with _turn(engine, timeout=0) as session:
+        yield session
+
+
+@contextmanager
+def _turn(engine: Engine, timeout: float) -> Iterator[Session | None]:
     sqlite = engine.dialect.name == "sqlite"
-    if sqlite and not _sqlite_writer.acquire(timeout=60):
-        raise ServiceUnavailable("The server is busy saving other work; please try again.")
+    if sqlite:
+        if timeout > 0:
+            acquired = _sqlite_writer.acquire(timeout=timeout)
+        else:
+            acquired = _sqlite_writer.acquire(blocking=False)
+        if not acquired:
+            yield None
+            return
     try:
         with Session(engine, expire_on_commit=False) as session:
             if sqlite:
@@ -254,38 +281,21 @@ def write_turn(engine: Engine) -> Iterator[Session]:
             _sqlite_writer.release()
 
 
-def get_read_session(request: Request) -> Iterator[Session]:
+async def get_read_session(request: Request) -> AsyncIterator[Session]:
     """A session that only reads and never waits for the write turn (the push API reads who
     is asking, then queues its write with run_write)."""
-    engine: Engine = request.app.state.engine
-    with Session(engine, expire_on_commit=False) as session:
+    session = Session(request.app.state.engine, expire_on_commit=False)
+    try:
         yield session
+    finally:
+        await _finish(session, session.close)
 
 
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 
-# Pushes on SQLite write one at a time through this lane: the waiting happens here, in the
-# event loop, and the thread that holds the write lock runs start to finish without waiting
-# for the event loop or a thread in between, so the lock is held only for the write itself.
-_sqlite_write_lanes: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = (
-    weakref.WeakKeyDictionary()
-)
 
-
-def _write_lane() -> anyio.CapacityLimiter:
-    # One lane per event loop (a server has one; tests run several): across loops the
-    # process-wide lock still keeps writes one at a time.
-    loop = asyncio.get_running_loop()
-    lane = _sqlite_write_lanes.get(loop)
-    if lane is None:
-        lane = _sqlite_write_lanes[loop] = anyio.CapacityLimiter(1)
-    return lane
-
-
-def _transact(engine: Engine, work: Callable[[Session], T], immediate: bool) -> T:
+def _transact(engine: Engine, work: Callable[[Session], T]) -> T:
     with Session(engine, expire_on_commit=False) as session:
-        if immediate:
-            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
         try:
             result = work(session)
             session.commit()
@@ -295,39 +305,160 @@ def _transact(engine: Engine, work: Callable[[Session], T], immediate: bool) -> 
         return result
 
 
-async def run_write(engine: Engine, work: Callable[[Session], T]) -> T:
-    """Run work(session) in a writing transaction of its own, committed before it returns.
+class _SqliteWriter:
+    """One thread per SQLite database that runs queued writes back to back.
 
-    On SQLite the write lock is taken in the lane's thread and held only while work runs and
-    commits; on PostgreSQL row locks and compare-and-set updates need no queue."""
-    if engine.dialect.name != "sqlite":
-        return await anyio.to_thread.run_sync(_transact, engine, work, False)
+    Writers that wait their turn wait in this queue, not in the event loop, so the write
+    lock is never idle while work is queued; and the writes waiting at one moment are
+    committed together (group commit), each inside a savepoint of its own, so one failing
+    write never undoes another. The thread ends after a few idle seconds.
+    """
 
-    def locked() -> T:
-        if not _sqlite_writer.acquire(timeout=60):
-            raise ServiceUnavailable("The server is busy saving other work; please try again.")
+    MAX_GROUP = 50
+    IDLE_SECONDS = 5.0
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = weakref.ref(engine)  # the registry below is keyed by the engine
+        self.jobs: queue.SimpleQueue[tuple[Callable[[Session], Any], Future[Any]]] = (
+            queue.SimpleQueue()
+        )
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def submit(self, work: Callable[[Session], T]) -> Future[T]:
+        """Queue work(session); the future holds its result once the group commits."""
+        future: Future[T] = Future()
+        self.jobs.put((work, future))
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, daemon=True, name="sqlite-writer")
+                self.thread.start()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self.jobs.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self.lock:
+                    if self.jobs.empty():
+                        self.thread = None
+                        return
+                continue
+            group = [first]
+            while len(group) < self.MAX_GROUP:
+                try:
+                    group.append(self.jobs.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._write(group)
+            except BaseException as exc:  # never leave a waiting request without an answer
+                log.exception("sqlite writer failed")
+                for _work, future in group:
+                    _settle(future, error=exc)
+
+    def _write(self, group: list[tuple[Callable[[Session], Any], Future[Any]]]) -> None:
+        engine = self.engine()
+        busy = ServiceUnavailable("The server is busy saving other work; please try again.")
+        if engine is None or not _sqlite_writer.acquire(timeout=60):
+            for _work, future in group:
+                _settle(future, error=busy)
+            return
+        done: list[tuple[Future[Any], Any]] = []
         try:
-            return _transact(engine, work, True)
+            with Session(engine, expire_on_commit=False) as session:
+                session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+                for work, future in group:
+                    if future.cancelled():  # the request is gone: write nothing for it
+                        continue
+                    try:
+                        with session.begin_nested():
+                            done.append((future, work(session)))
+                    except Exception as exc:
+                        _settle(future, error=exc)
+                session.commit()
+        except Exception as exc:
+            # Nothing of this group was committed: every request still waiting hears why.
+            for _work, future in group:
+                _settle(future, error=exc)
+            return
         finally:
             _sqlite_writer.release()
+        for future, result in done:
+            _settle(future, result=result)
 
-    return await anyio.to_thread.run_sync(locked, limiter=_write_lane())
+
+def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
+    """Answer a waiting request once; a request that already gave up is skipped."""
+    if future.done():
+        return
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:  # cancelled in between
+        pass
 
 
-def get_session(
+_sqlite_writers: weakref.WeakKeyDictionary[Engine, _SqliteWriter] = weakref.WeakKeyDictionary()
+_sqlite_writers_lock = threading.Lock()
+
+
+async def run_write(engine: Engine, work: Callable[[Session], T]) -> T:
+    """Run work(session) in a writing transaction, committed before it returns.
+
+    On SQLite the work is queued for the database's writer thread, which holds the write
+    lock only while queued work runs; on PostgreSQL row locks and compare-and-set updates
+    need no queue, and the work runs in a transaction of its own."""
+    if engine.dialect.name != "sqlite":
+        return await anyio.to_thread.run_sync(_transact, engine, work)
+    with _sqlite_writers_lock:
+        writer = _sqlite_writers.get(engine)
+        if writer is None:
+            writer = _sqlite_writers[engine] = _SqliteWriter(engine)
+    return await asyncio.wrap_future(writer.submit(work))
+
+
+def _loop_limiter(kind: str, capacity: int) -> anyio.CapacityLimiter:
+    # anyio limiters belong to one event loop (a server has one; tests run several).
+    loop = asyncio.get_running_loop()
+    limiters = _loop_limiters.setdefault(loop, {})
+    if kind not in limiters:
+        limiters[kind] = anyio.CapacityLimiter(capacity)
+    return limiters[kind]
+
+
+_loop_limiters: weakref.WeakKeyDictionary[Any, dict[str, anyio.CapacityLimiter]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _finish(session: Session, step: Callable[[], None]) -> None:
+    # Ending a session (commit, rollback, close) runs in threads of its own, never in the
+    # request thread pool: a request that holds a connection must always be able to give
+    # it back, even while every request thread waits for a connection.
+    await anyio.to_thread.run_sync(step, limiter=_loop_limiter("finish", 20))
+
+
+async def get_session(
     request: Request, _turn: Annotated[None, Depends(sqlite_write_gate, scope="function")]
-) -> Iterator[Session]:
+) -> AsyncIterator[Session]:
     """One session per request: commit on success, roll back on error."""
     engine: Engine = request.app.state.engine
-    with Session(engine, expire_on_commit=False) as session:
-        if request.method in WRITE_METHODS and engine.dialect.name == "sqlite":
-            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-        try:
-            yield session
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
+    bind = engine
+    if request.method in WRITE_METHODS and engine.dialect.name == "sqlite":
+        bind = engine.execution_options(sqlite_begin="IMMEDIATE")
+    session = Session(bind, expire_on_commit=False)
+    try:
+        yield session
+        await _finish(session, session.commit)
+    except BaseException:
+        await _finish(session, session.rollback)
+        raise
+    finally:
+        await _finish(session, session.close)
 
 
 # scope="function": commit before the response is sent, so a client never sees a

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.web import SECURITY_HEADERS, NulInText, is_htmx, templates
@@ -163,6 +164,19 @@ def install_error_handlers(app: FastAPI) -> None:
             422,
             "Please fix the marked fields",
             "A value is too large or contains characters that cannot be stored.",
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_timeout(request: Request, exc: PoolTimeout) -> Response:
+        # Every database connection stayed busy for the pool's whole timeout: an overloaded
+        # server, not a broken one. Devices retry a 503 with backoff.
+        log.warning("no database connection free on %s %s", request.method, request.url.path)
+        return error_response(
+            request,
+            503,
+            "Busy",
+            "The server is very busy; please try again in a moment. Nothing was lost.",
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(Exception)

@@ -17,7 +17,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col
 
 from app.accounts.models import Role, User, UserSession
-from app.db import WRITE_METHODS, ReadSessionDep, SessionDep, utcnow, write_turn
+from app.db import WRITE_METHODS, ReadSessionDep, SessionDep, utcnow, write_turn_if_free
 from app.errors import Forbidden, NotAuthenticated
 
 password_hasher = PasswordHash.recommended()  # argon2id
@@ -91,10 +91,14 @@ async def verify_csrf(request: Request) -> None:
     if request.method not in UNSAFE_METHODS or request.url.path in CSRF_EXEMPT_PATHS:
         return
     authorization = request.headers.get("authorization", "")
-    if authorization.lower().startswith("bearer ") and await run_in_threadpool(
-        _live_token, request, authorization[7:].strip()
-    ):
-        return
+    if authorization.lower().startswith("bearer "):
+        if await run_in_threadpool(_live_token, request, authorization[7:].strip()):
+            return
+        if "uid" not in request.session:  # a script whose token is no longer valid
+            raise NotAuthenticated(
+                "This API token is not valid: it was revoked or mistyped. Create a new one at "
+                "/account/tokens."
+            )
     expected = request.session.get("csrf")
     sent = request.headers.get(CSRF_HEADER)
     if sent is None:
@@ -158,8 +162,11 @@ def _identify(request: Request, session: Session, holds_write_turn: bool) -> Use
             if holds_write_turn:
                 accounts.record_token_use(session=session, token_id=found[1].id)
             else:
-                with write_turn(request.app.state.engine) as writer:
-                    accounts.record_token_use(session=writer, token_id=found[1].id)
+                # Best effort: a read never waits for the write turn just to note the time
+                # (the next use within a minute tries again).
+                with write_turn_if_free(request.app.state.engine) as writer:
+                    if writer is not None:
+                        accounts.record_token_use(session=writer, token_id=found[1].id)
     else:
         user = _load_user(request, session)
     if user is not None and user.id is not None:

@@ -1,5 +1,6 @@
 """Templates and htmx helpers: render a whole page, or one block of it for htmx."""
 
+import contextlib
 import hashlib
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +39,8 @@ async def reject_nul_text(request: Request) -> None:
     if request.method in ("POST", "PUT", "PATCH") and content_type.startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
+        with contextlib.suppress(RuntimeError):  # FastAPI may have read it as a form
+            await request.body()  # kept, so a route that reads the raw body still can
         form = await request.form()
         for key, value in form.multi_items():
             if "\x00" in key or (isinstance(value, str) and "\x00" in value):

@@ -538,8 +538,9 @@ def _percentiles(samples: list[float]) -> str:
     return f"p50 {at(0.50):7.1f} ms  p95 {at(0.95):7.1f} ms  p99 {at(0.99):7.1f} ms"
 
 
-async def _load_run(base: str, clients: int, seconds: float) -> dict[str, Any]:
+async def _load_run(base: str, clients: int, seconds: float, think: float) -> dict[str, Any]:
     import asyncio
+    import random
 
     sessions = []
     for _ in range(5):  # five signed-in tablets' cookies, shared by the simulated clients
@@ -589,6 +590,8 @@ async def _load_run(base: str, clients: int, seconds: float) -> dict[str, Any]:
                 timings[kind].append(time.perf_counter() - started)
                 if not ok:
                     errors[kind] += 1
+                if think:
+                    await asyncio.sleep(random.uniform(0.5 * think, 1.5 * think))
 
     async def pinger() -> None:
         async with httpx.AsyncClient(base_url=base, timeout=60) as c:
@@ -611,13 +614,14 @@ def bench_load(args: argparse.Namespace) -> None:
     import asyncio
 
     kinds = ["sqlite"] + ([] if args.sqlite_only else ["postgres"])
+    pause = f"{args.think:g} s (0.5-1.5x) between requests" if args.think else "no pause"
     print(
         f"load: {args.clients} clients for {args.seconds:.0f} s, each alternating the capture "
-        "page and a one-item push; /api/ping every 100 ms beside them"
+        f"page and a one-item push, {pause}; /api/ping every 100 ms beside them"
     )
     for kind in kinds:
         with database(kind) as url, server(url) as base:
-            result = asyncio.run(_load_run(base, args.clients, args.seconds))
+            result = asyncio.run(_load_run(base, args.clients, args.seconds, args.think))
         print(f"{kind}:")
         for name in ("push", "page", "ping"):
             samples = result["timings"][name]
@@ -705,6 +709,9 @@ def main() -> None:
     load = sub.add_parser("load", help="capture pages and one-item pushes from 100 clients")
     load.add_argument("--clients", type=int, default=100)
     load.add_argument("--seconds", type=float, default=30)
+    load.add_argument(
+        "--think", type=float, default=0, help="mean pause of each client between requests (s)"
+    )
     load.add_argument("--sqlite-only", action="store_true")
     roster = sub.add_parser("import", help="a 10,000-row roster import and /healthz meanwhile")
     roster.add_argument("--rows", type=int, default=10_000)

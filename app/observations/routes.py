@@ -183,7 +183,7 @@ def _capture_context(
 ) -> dict[str, Any]:
     rubric = session.get(RubricVersion, obs.rubric_version_id)
     assert rubric is not None
-    definition = RubricDefinition.model_validate(rubric.content)
+    definition = rubrics.definition(rubric)
     return {
         "obs": obs,
         "rubric": rubric,
@@ -238,7 +238,7 @@ def capture_shell(
     context = {
         "obs": None,
         "rubric": rubric,
-        "definition": RubricDefinition.model_validate(rubric.content),
+        "definition": rubrics.definition(rubric),
         "state": EMPTY_STATE,
         "errors": {},
     }
@@ -399,13 +399,15 @@ def submit(
         payload=payload,
     )
     service.raise_if_rejected(outcome)
+    if outcome.status == "conflict":
+        return RedirectResponse(f"/observations/{obs.id}/conflicts", status_code=303)
     return RedirectResponse(f"/observations/{obs.id}?submitted=1", status_code=303)
 
 
 def _read_context(session: Session, obs: Observation) -> dict[str, Any]:
     rubric = session.get(RubricVersion, obs.rubric_version_id)
     assert rubric is not None
-    definition = RubricDefinition.model_validate(rubric.content)
+    definition = rubrics.definition(rubric)
     observer = session.get(User, obs.observer_id)
     school = accounts.get_school(session=session, school_id=obs.school_id)
     return {

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from app.accounts.models import Role, School, Teacher, User
-from app.db import MAX_ID, Id, UTCDateTime, next_seq, no_nul, utcnow
+from app.db import Id, UTCDateTime, next_seq, no_nul, utcnow
 from app.errors import Forbidden, Invalid, NotFound
 from app.observations.models import (
     Observation,
@@ -35,6 +35,7 @@ from app.observations.models import (
 )
 from app.rubrics.loader import CheckItem, CountItem, RubricDefinition, ScaleItem, TextItem
 from app.rubrics.models import RubricStatus, RubricVersion
+from app.rubrics.service import definition as rubric_definition
 
 RECORDING_ROLES = {Role.observer, Role.principal, Role.admin}
 MAX_TEXT = 10_000
@@ -48,7 +49,8 @@ class ItemValue(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    value: bool | Annotated[int, Field(ge=-MAX_ID, le=MAX_ID)] | LongText | None = None
+    # Values live in JSON, not integer columns: any whole number a script can hold exactly.
+    value: bool | Annotated[int, Field(ge=-(2**53), le=2**53)] | LongText | None = None
     not_observed: bool = False
     evidence: LongText = ""
 
@@ -206,7 +208,7 @@ class Resolver:
         """The validated definition of a version and its items by key."""
         assert rubric.id is not None
         if rubric.id not in self._definitions:
-            definition = RubricDefinition.model_validate(rubric.content)
+            definition = rubric_definition(rubric)
             self._definitions[rubric.id] = (
                 definition,
                 {item.key: item for _s, item in definition.items()},
@@ -465,13 +467,7 @@ def write(
         if isinstance(rejected, Outcome):
             outcomes[index] = rejected
             continue
-        resolved = rejected
-        # Amending never un-submits: the stored state, its revision and its hash say so.
-        payload = change.payload
-        if state is not None and state.status == ObservationStatus.submitted:
-            payload = payload.with_status(ObservationStatus.submitted)
-        change = Change(change.id, change.base_revision, payload)
-        ready.append((index, change, resolved, payload.content_hash()))
+        ready.append((index, change, rejected, change.payload.content_hash()))
     if ready:
         _apply(session, author, device, ready, states, outcomes)
         _expire_loaded(session, {c.id for _i, c, _r, _h in ready})
@@ -645,6 +641,7 @@ def _apply_to_existing(
     assert author.id is not None
     conn = session.connection()
     _create, update_stmt = _statements_for(conn.dialect.name)
+    sent = change, digest
     for _attempt in range(3):
         state = states.get(change.id)
         if state is None:  # taken by a racing write that is not visible yet: look again
@@ -656,10 +653,23 @@ def _apply_to_existing(
                 "This observation belongs to another observer; it cannot be changed from this "
                 "account.",
             )
-        if (
-            state.content_hash == digest
-            or applied.get((change.id, change.base_revision + 1)) == digest
-        ):
+        if state.deleted:
+            return _rejected(
+                change.id, "An admin deleted this observation; ask them to restore it, then sync."
+            )
+        # Amending never un-submits: what is stored (row, revision, hash) says submitted, also
+        # when an earlier item of the same batch submitted it.
+        change, digest = sent
+        if state.status == ObservationStatus.submitted:
+            change = Change(
+                change.id,
+                change.base_revision,
+                change.payload.with_status(ObservationStatus.submitted),
+            )
+            digest = change.payload.content_hash()
+        # A replay is recognised by the content as sent or as it was stored.
+        stored_next = applied.get((change.id, change.base_revision + 1))
+        if state.content_hash in (digest, sent[1]) or stored_next in (digest, sent[1]):
             return Outcome(change.id, "duplicate", revision=state.revision)
         if change.base_revision == state.revision:
             values = {
@@ -1050,7 +1060,7 @@ def dashboard(
     filters.rubric_version_id = rubric.id
     filters.status = ObservationStatus.submitted
     observations = list_observations(session=session, user=user, filters=filters, limit=1_000_000)
-    definition = RubricDefinition.model_validate(rubric.content)
+    definition = rubric_definition(rubric)
     schools = {s.id: s.name for s in session.exec(select(School))}
     result: list[Distribution] = []
     for _s, item in definition.items():

@@ -34,9 +34,19 @@ def get_version(*, session: Session, user: User, slug: str, version: int) -> Rub
     return row
 
 
+_definitions: dict[str, RubricDefinition] = {}
+
+
 def definition(row: RubricVersion) -> RubricDefinition:
-    """The stored content as a validated definition."""
-    return RubricDefinition.model_validate(row.content)
+    """The stored content as a validated definition; parsed once per content hash (the hash
+    covers the content, so an edited draft is parsed again). Treat the result as read-only."""
+    cached = _definitions.get(row.content_hash)
+    if cached is None:
+        cached = RubricDefinition.model_validate(row.content)
+        if len(_definitions) > 500:
+            _definitions.clear()
+        _definitions[row.content_hash] = cached
+    return cached
 
 
 def offered_versions(*, session: Session) -> list[RubricVersion]:

@@ -64,7 +64,7 @@ async def push(request: Request, user: ReadingUser) -> Response:
             details=[{"field": "items", "message": "a list of items is required"}],
         )
     device_id = data.get("device_id")
-    if not isinstance(device_id, str) or not 0 < len(device_id) <= 100:
+    if not isinstance(device_id, str) or not 0 < len(device_id) <= 100 or "\x00" in device_id:
         raise Invalid(
             "device_id must be a string of 1 to 100 characters.",
             details=[{"field": "device_id", "message": "required, at most 100 characters"}],

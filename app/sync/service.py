@@ -11,7 +11,7 @@ from sqlmodel import Session, col
 
 from app.accounts.models import Role, Teacher, User
 from app.db import Count, current_seq, next_seq, utcnow
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 from app.observations import service as observations
 from app.observations.models import (
     Observation,
@@ -256,6 +256,11 @@ def resolve_conflict(
             payload=payload,
         )
         observations.raise_if_rejected(outcome)
+        if outcome.status == "conflict":
+            raise Conflict(
+                "The observation changed while you were choosing; open it again and choose "
+                "once more."
+            )
     conflict.resolved_at = utcnow()
     conflict.resolution = keep
     session.add(conflict)

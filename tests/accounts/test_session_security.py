@@ -57,7 +57,11 @@ def test_an_invalid_bearer_header_does_not_skip_csrf(
         data={"email": ready.observer.email, "password": "x"},
         headers=bogus,
     )
-    assert response.status_code == 403
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    assert anonymous.get("/api/session").json()["user"] is None  # nobody was signed in
+    script = anonymous.post("/api/sync/push", json={"device_id": "d", "items": []}, headers=bogus)
+    assert script.status_code == 401  # a script with a dead token is told to re-authenticate
+    assert "token is not valid" in script.json()["detail"]
 
 
 def test_a_live_bearer_token_still_needs_no_csrf(

@@ -150,3 +150,72 @@ def test_only_one_function_inserts_observations() -> None:
             if needle in text and path.name != "models.py":
                 writers.append(f"{path.relative_to(root)}: {needle}")
     assert all(w.startswith("observations/service.py") for w in writers), writers
+
+
+def test_a_batch_that_submits_then_sends_a_draft_stays_submitted(
+    client: TestClient, world: World, session: Session
+) -> None:
+    token = login(client, world.observer)
+    first = item(world)
+    second = item(world, first["id"], base=1, status="draft", overall_notes="later")
+    results = push(client, token, first, second)
+    assert [r["status"] for r in results] == ["created", "updated"]
+    revs = _revisions(session, first["id"])
+    assert [r.snapshot["status"] for r in revs] == ["submitted", "submitted"]
+    obs = session.get(Observation, uuid.UUID(first["id"]))
+    assert obs is not None and obs.status == ObservationStatus.submitted
+
+
+def test_a_retried_draft_edit_after_a_submit_elsewhere_is_a_duplicate(
+    client: TestClient, world: World, session: Session
+) -> None:
+    """The device's draft edit was stored but its answer lost; the observer then submitted on
+    a laptop. The device's retry is the same edit, not a conflict."""
+    token = login(client, world.observer)
+    it = item(world, status="draft")
+    push(client, token, it)
+    edit = item(world, it["id"], base=1, status="draft", overall_notes="from the tablet")
+    [stored] = push(client, token, edit)
+    assert stored["status"] == "updated"
+    laptop = client.post(
+        f"/observations/{it['id']}/submit", data={"csrf_token": token, "revision": 2}
+    )
+    assert laptop.status_code == 303
+    [retry] = push(client, token, edit)
+    assert (retry["status"], retry["revision"]) == ("duplicate", 3)
+
+
+def test_a_form_encoded_push_is_a_clear_4xx(client: TestClient, world: World) -> None:
+    token = login(client, world.observer)
+    response = client.post(
+        "/api/sync/push",
+        content=b'{"device_id":"d","items":[]}',
+        headers={"X-CSRF-Token": token, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200  # the body is read as JSON whatever the label says
+    assert response.json() == {"results": []}
+
+
+def test_the_sqlite_writer_answers_every_job(app, world: World) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from app.db import run_write
+
+    engine = app.state.engine
+
+    def fails(_session: Session) -> None:
+        raise ValueError("bad job")
+
+    def works(_session: Session) -> int:
+        return 42
+
+    async def both() -> list[object]:
+        return await asyncio.gather(
+            run_write(engine, fails), run_write(engine, works), return_exceptions=True
+        )
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own, whatever this thread runs
+        first, second = pool.submit(lambda: asyncio.run(both())).result()
+    assert isinstance(first, ValueError) and second == 42
