@@ -106,6 +106,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+# 40 connections: as many as the request thread pool has threads.
+POOL_SIZE, POOL_OVERFLOW = 10, 30
+
+
 def make_engine(url: str) -> Engine:
     """An engine for the URL; SQLite gets WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite"):
@@ -117,8 +121,8 @@ def make_engine(url: str) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 30},
             # As many connections as request threads (40): a page waiting for a connection
             # while every connection waits for a thread would stall the server.
-            pool_size=10,
-            max_overflow=30,
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
             json_serializer=_compact_json,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -128,7 +132,11 @@ def make_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # As many connections as request threads (40), as for SQLite above.
     return create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=30, json_serializer=_compact_json
+        url,
+        pool_pre_ping=True,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_OVERFLOW,
+        json_serializer=_compact_json,
     )
 
 
@@ -435,6 +443,18 @@ _loop_limiters: weakref.WeakKeyDictionary[Any, dict[str, anyio.CapacityLimiter]]
 )
 
 
+SESSION_SLOTS = 30
+_session_semaphores: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _session_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _session_semaphores.get(loop)
+    if slots is None:
+        slots = _session_semaphores[loop] = asyncio.Semaphore(SESSION_SLOTS)
+    return slots
+
+
 async def _finish(session: Session, step: Callable[[], None]) -> None:
     # Ending a session (commit, rollback, close) runs in threads of its own, never in the
     # request thread pool: a request that holds a connection must always be able to give
@@ -450,6 +470,13 @@ async def get_session(
     bind = engine
     if request.method in WRITE_METHODS and engine.dialect.name == "sqlite":
         bind = engine.execution_options(sqlite_begin="IMMEDIATE")
+    # A request keeps its connection from its first query to its end, across several trips
+    # through the thread pool. Admitting at most SESSION_SLOTS such requests at once leaves
+    # connections for work that holds one only within a single thread (a push's write, an
+    # export's audit row), so no request thread ever waits for a connection that only a
+    # request waiting for a thread could give back. The others wait here, in the event loop.
+    slots = _session_slots()
+    await slots.acquire()
     session = Session(bind, expire_on_commit=False)
     try:
         yield session
@@ -459,6 +486,7 @@ async def get_session(
         raise
     finally:
         await _finish(session, session.close)
+        slots.release()
 
 
 # scope="function": commit before the response is sent, so a client never sees a
