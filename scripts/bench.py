@@ -558,6 +558,8 @@ async def _load_run(base: str, clients: int, seconds: float, think: float) -> di
             base_url=base, cookies=cookies, timeout=60, limits=limits
         ) as c:
             n = 0
+            if think:  # tablets do not start in lockstep: spread the first requests out
+                await asyncio.sleep(random.uniform(0, think))
             while time.perf_counter() < deadline:
                 n += 1
                 kind = "page" if (k + n) % 2 else "push"
