@@ -6,7 +6,9 @@
 
   var W = window.Walkthrough;
   var UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-  var AUTOSAVE_MS = 300;
+  var AUTOSAVE_MS = 300;      // typing is saved to IndexedDB this long after the last key…
+  var AUTOSAVE_MAX_MS = 1000; // …and never later than this after the first unsaved one
+  var JOURNAL = "walkthrough-journal:";
 
   function $(selector, root) { return (root || document).querySelector(selector); }
   function $$(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
@@ -212,12 +214,28 @@
   function clock() { return new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
 
   // --- keeping every change on the device
+  // Every change goes at once into a synchronous journal (localStorage), which survives a
+  // reload, a closed tab or a nav link tapped a moment later, and then into IndexedDB: taps at
+  // once, typing within AUTOSAVE_MS (at most AUTOSAVE_MAX_MS). The journal entry is removed
+  // when IndexedDB has the same state; a page that loads and finds one newer than its draft
+  // takes it (see load).
+  var firstUnsaved = 0;
+
+  function journal() {
+    if (!draft || readOnly) return null;
+    draft.payload = readForm(draft.payload);
+    draft.updated_at = new Date().toISOString();
+    var entry = { at: draft.updated_at, base_revision: draft.base_revision, payload: draft.payload };
+    try { localStorage.setItem(JOURNAL + obsId, JSON.stringify(entry)); } catch (e) { /* full or disabled: IndexedDB still gets it */ }
+    return entry;
+  }
+
   function saveDraft() {
     if (!draft || readOnly) return Promise.resolve();
     if (pendingTimer) { clearTimeout(pendingTimer); pendingTimer = null; }
-    draft.payload = readForm(draft.payload);
+    firstUnsaved = 0;
+    var entry = journal();
     draft.dirty = true;
-    draft.updated_at = new Date().toISOString();
     var snapshot = JSON.parse(JSON.stringify(draft));
     pending = W.store.update("drafts", obsId, function (stored) {
       // The sync may have moved the base revision on since this page loaded.
@@ -225,6 +243,10 @@
       return snapshot;
     }).then(function (saved) {
       draft.base_revision = saved.base_revision;
+      try {
+        var kept = JSON.parse(localStorage.getItem(JOURNAL + obsId) || "null");
+        if (kept && entry && kept.at === entry.at) localStorage.removeItem(JOURNAL + obsId);
+      } catch (e) { /* a journal entry left behind is read, and removed, on the next load */ }
       say("Saved on this device at " + clock());
     });
     return pending;
@@ -232,8 +254,16 @@
 
   function scheduleSave() {
     if (readOnly || !draft) return;
+    journal();
+    var now = Date.now();
+    if (!firstUnsaved) firstUnsaved = now;
     if (pendingTimer) clearTimeout(pendingTimer);
-    pendingTimer = setTimeout(saveDraft, AUTOSAVE_MS);
+    var wait = Math.max(0, Math.min(AUTOSAVE_MS, firstUnsaved + AUTOSAVE_MAX_MS - now));
+    pendingTimer = setTimeout(saveDraft, wait);
+  }
+
+  function isTap(target) {
+    return target && (target.type === "radio" || target.type === "checkbox" || target.type === "number");
   }
 
   // The final save waits for any autosave still pending, then writes the latest state.
@@ -241,8 +271,8 @@
     return Promise.resolve(pending).catch(function () {}).then(saveDraft);
   }
 
-  form.addEventListener("input", scheduleSave);
-  form.addEventListener("change", scheduleSave);
+  form.addEventListener("input", function (event) { if (isTap(event.target)) saveDraft(); else scheduleSave(); });
+  form.addEventListener("change", function () { if (draft && !readOnly) saveDraft(); });
   window.addEventListener("pagehide", function () { if (pendingTimer) saveDraft(); });
   document.addEventListener("visibilitychange", function () { if (document.hidden && pendingTimer) saveDraft(); });
 
@@ -392,9 +422,21 @@
           startedAt = new Date(p.observed_at);
           tick();
         }
+        var kept = null;
+        try { kept = JSON.parse(localStorage.getItem(JOURNAL + obsId) || "null"); } catch (e) { kept = null; }
+        if (kept && mine && kept.payload && kept.base_revision >= draft.base_revision &&
+            (!draft.updated_at || kept.at > draft.updated_at)) {
+          draft.payload = kept.payload;
+          draft.updated_at = kept.at;
+          draft.dirty = true;
+          if (kept.base_revision > draft.base_revision) draft.base_revision = kept.base_revision;
+          say("Restored the last changes made on this device.");
+        }
         fillForm(draft.payload);
         if (!mine) { makeReadOnly(); return; }
-        return W.store.put("drafts", draft);
+        return W.store.put("drafts", draft).then(function () {
+          if (kept) { try { localStorage.removeItem(JOURNAL + obsId); } catch (e) { /* ignore */ } }
+        });
       });
     });
   }
