@@ -54,7 +54,7 @@ class Observation(SQLModel, table=True):
     )
     deleted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     deleted_by_id: int | None = Field(default=None, foreign_key="user.id")
-    # Position in the server's change sequence (see app.sync.service.next_seq), for pull.
+    # Position in the server's change sequence (see app.db.next_seq), for pull.
     change_seq: int = Field(default=0, index=True)
 
 

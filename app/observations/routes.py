@@ -270,14 +270,7 @@ async def save_capture(
     if payload is not None and not errors:
         if action == "submit":
             payload = payload.with_status(ObservationStatus.submitted)
-        outcome = service.write_one(
-            session=session,
-            author=user,
-            device=None,
-            obs_id=obs.id,
-            base_revision=obs.revision,
-            payload=payload,
-        )
+        outcome = service.amend(session=session, author=user, obs=obs, payload=payload)
         if outcome.status == "rejected":
             errors = {d["field"]: d["message"] for d in outcome.details} or {
                 "overall_notes": outcome.reason or "The observation could not be saved."
@@ -390,14 +383,7 @@ def submit(
     rubric = session.get(RubricVersion, obs.rubric_version_id)
     assert rubric is not None
     payload = service.payload_of(obs, rubric).with_status(ObservationStatus.submitted)
-    outcome = service.write_one(
-        session=session,
-        author=user,
-        device=None,
-        obs_id=obs.id,
-        base_revision=obs.revision,
-        payload=payload,
-    )
+    outcome = service.amend(session=session, author=user, obs=obs, payload=payload)
     service.raise_if_rejected(outcome)
     if outcome.status == "conflict":
         return RedirectResponse(f"/observations/{obs.id}/conflicts", status_code=303)

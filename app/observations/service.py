@@ -493,6 +493,25 @@ def write_one(
     return outcome
 
 
+def amend(
+    *,
+    session: Session,
+    author: User,
+    obs: Observation,
+    payload: ObservationPayload,
+    device: str | None = None,
+) -> Outcome:
+    """write_one for a change made from the revision just read (pages, conflict resolution)."""
+    return write_one(
+        session=session,
+        author=author,
+        device=device,
+        obs_id=obs.id,
+        base_revision=obs.revision,
+        payload=payload,
+    )
+
+
 def raise_if_rejected(outcome: Outcome) -> Outcome:
     """For pages: a rejected change becomes Invalid, with the fields to mark."""
     if outcome.status == "rejected":
@@ -511,28 +530,36 @@ def _rejected(
     return Outcome(obs_id, "rejected", revision=revision, reason=reason, details=details or [])
 
 
-def _check(
-    resolver: Resolver, author: User, change: Change, state: _State | None
-) -> Outcome | Resolved:
-    """Who may write this change, and does its content fit the rubric version it names."""
-    if state is None and author.role not in RECORDING_ROLES:
-        return _rejected(change.id, "Your role does not record observations.")
-    if state is not None and state.observer_id != author.id:
+def _refusal(author: User, change: Change, state: _State) -> Outcome | None:
+    """Why an existing observation may not take this change from this author, if it may not."""
+    if state.observer_id != author.id:
         return _rejected(
             change.id,
             "This observation belongs to another observer; it cannot be changed from this account.",
         )
-    if state is not None and state.deleted:
+    if state.deleted:
         return _rejected(
             change.id, "An admin deleted this observation; ask them to restore it, then sync."
         )
-    if state is not None and change.base_revision > state.revision:
+    if change.base_revision > state.revision:
         return _rejected(
             change.id,
             f"This device says it edited revision {change.base_revision}, but the server has "
             f"only revision {state.revision}.",
             revision=state.revision,
         )
+    return None
+
+
+def _check(
+    resolver: Resolver, author: User, change: Change, state: _State | None
+) -> Outcome | Resolved:
+    """Who may write this change, and does its content fit the rubric version it names."""
+    if state is None and author.role not in RECORDING_ROLES:
+        return _rejected(change.id, "Your role does not record observations.")
+    refused = _refusal(author, change, state) if state is not None else None
+    if refused is not None:
+        return refused
     try:
         resolved = resolver.resolve(
             change.payload, state.rubric_version_id if state is not None else None
@@ -647,16 +674,9 @@ def _apply_to_existing(
         if state is None:  # taken by a racing write that is not visible yet: look again
             states.update(_load_states(session, {change.id}))
             continue
-        if state.observer_id != author.id:
-            return _rejected(
-                change.id,
-                "This observation belongs to another observer; it cannot be changed from this "
-                "account.",
-            )
-        if state.deleted:
-            return _rejected(
-                change.id, "An admin deleted this observation; ask them to restore it, then sync."
-            )
+        refused = _refusal(author, change, state)  # looked at again: a racing write
+        if refused is not None:
+            return refused
         # Amending never un-submits: what is stored (row, revision, hash) says submitted, also
         # when an earlier item of the same batch submitted it.
         change, digest = sent
@@ -696,13 +716,6 @@ def _apply_to_existing(
             states.update(_load_states(session, {change.id}))  # moved on under us: look again
             applied.update(_load_applied(session, {change.id}))
             continue
-        if change.base_revision > state.revision:
-            return _rejected(
-                change.id,
-                f"This device says it edited revision {change.base_revision}, but the server "
-                f"has only revision {state.revision}.",
-                revision=state.revision,
-            )
         if digest not in open_conflicts.get(change.id, set()):
             conn.execute(
                 _CONFLICT.insert().values(

@@ -247,13 +247,8 @@ def resolve_conflict(
         raise NotFound("This conflict is already resolved.")
     if keep == "device":
         payload = observations.ObservationPayload.model_validate(conflict.snapshot)
-        outcome = observations.write_one(
-            session=session,
-            author=user,
-            device=conflict.device_id,
-            obs_id=obs.id,
-            base_revision=obs.revision,
-            payload=payload,
+        outcome = observations.amend(
+            session=session, author=user, obs=obs, payload=payload, device=conflict.device_id
         )
         observations.raise_if_rejected(outcome)
         if outcome.status == "conflict":
