@@ -147,11 +147,6 @@ def install_error_handlers(app: FastAPI) -> None:
             }
             for err in exc.errors()
         ]
-        if not wants_json(request) and all(
-            err.get("loc", ("",))[0] == "path" for err in exc.errors()
-        ):
-            # An address with an id no record can have (2⁴⁰, '²'): for a person, nothing is here.
-            return error_response(request, 404, "Not found", "There is nothing at this address.")
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
         return error_response(request, 422, "Please fix the marked fields", summary, details)
 
