@@ -241,6 +241,7 @@ def capture_shell(
         "definition": rubrics.definition(rubric),
         "state": EMPTY_STATE,
         "errors": {},
+        "shell": True,  # kept on the device for whoever signs in next: names nobody
     }
     return render(request, "observations/capture.html", context)
 

@@ -716,6 +716,11 @@ def _apply_to_existing(
             states.update(_load_states(session, {change.id}))  # moved on under us: look again
             applied.update(_load_applied(session, {change.id}))
             continue
+        if _continues_own_work(session, author, device, change, state.revision):
+            # The server moved on only with what this device itself sent (its answer was lost):
+            # the device is continuing its own work, so this is an update, not a conflict.
+            sent = Change(change.id, state.revision, sent[0].payload), sent[1]
+            continue
         if digest not in open_conflicts.get(change.id, set()):
             conn.execute(
                 _CONFLICT.insert().values(
@@ -738,6 +743,25 @@ def _apply_to_existing(
             "to choose which to keep.",
         )
     return _rejected(change.id, "The server was busy with this observation; retry.")
+
+
+def _continues_own_work(
+    session: Session, author: User, device: str | None, change: Change, current: int
+) -> bool:
+    """True when every revision after the one this change was edited from was written by
+    this author from this same device: the device holds all of it already."""
+    if not device or change.base_revision >= current:
+        return False
+    writers = session.execute(
+        sa_select(col(ObservationRevision.device_id), col(ObservationRevision.author_id)).where(
+            col(ObservationRevision.observation_id) == change.id,
+            col(ObservationRevision.revision) > change.base_revision,
+            col(ObservationRevision.revision) <= current,
+        )
+    ).all()
+    return len(writers) == current - change.base_revision and all(
+        d == device and a == author.id for d, a in writers
+    )
 
 
 def _row(

@@ -5,6 +5,7 @@
   "use strict";
 
   var W = window.Walkthrough;
+  var WC = window.WalkthroughCore;
   var UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
   var AUTOSAVE_MS = 300;      // typing is saved to IndexedDB this long after the last key…
   var AUTOSAVE_MAX_MS = 1000; // …and never later than this after the first unsaved one
@@ -60,8 +61,10 @@
       tags: [],
       overall_notes: ""
     };
+    var owner = W.currentAccountId();
+    if (owner === null) return Promise.reject(new Error("nobody noted as signed in: use the server"));
     var draft = {
-      format: W.OUTBOX_FORMAT, id: id, base_revision: 0, payload: payload, dirty: true,
+      format: W.OUTBOX_FORMAT, id: id, base_revision: 0, payload: payload, dirty: true, owner: owner,
       label: teacher ? teacher.name : name, updated_at: new Date().toISOString()
     };
     return W.store.put("drafts", draft).then(function () {
@@ -225,7 +228,7 @@
     if (!draft || readOnly) return null;
     draft.payload = readForm(draft.payload);
     draft.updated_at = new Date().toISOString();
-    var entry = { at: draft.updated_at, base_revision: draft.base_revision, payload: draft.payload };
+    var entry = { at: draft.updated_at, base_revision: draft.base_revision, owner: draft.owner, payload: draft.payload };
     try { localStorage.setItem(JOURNAL + obsId, JSON.stringify(entry)); } catch (e) { /* full or disabled: IndexedDB still gets it */ }
     return entry;
   }
@@ -282,7 +285,7 @@
       if (status) draft.payload.status = status;
       return W.store.put("drafts", draft);
     }).then(function () {
-      return W.enqueue(obsId, draft.base_revision, draft.payload);
+      return W.enqueue(obsId, draft.base_revision, draft.payload, draft.owner);
     }).then(function () {
       return W.flush("save");
     }).then(function () {
@@ -302,18 +305,37 @@
       say("The server has a newer version. Both are kept: open the observation to choose.");
     } else if (record.state === "rejected") {
       say("The server did not accept this observation: " + record.reason);
+    } else if (submitted) {
+      showSubmitted(true);
+      review.hidden = true;
+      say("Submitted and saved on this device at " + clock() +
+        ". It will be sent automatically when the connection is back; nothing more to do here.");
+      var next = $("[data-next-walkthrough]", form);
+      next.hidden = false;
+      $("a", next).focus();
     } else {
-      say((submitted ? "Submitted" : "Saved") + " on this device at " + clock() +
-        ". It will be sent automatically when the connection is back.");
+      say("Saved on this device at " + clock() + ". It will be sent automatically when the connection is back.");
     }
     return null;
+  }
+
+  // A submitted observation says so; changing it is an amendment, made through the review.
+  var submitted = false;
+  function showSubmitted(yes) {
+    submitted = yes;
+    $("[data-submitted-note]", form).hidden = !yes;
+    var status = $("[data-status]", form);
+    if (status) { status.textContent = yes ? "Submitted" : "Draft"; status.className = yes ? "status-submitted" : "status-draft"; }
+    $$("[data-save-draft]", form).forEach(function (b) { b.hidden = yes; });
+    $("[data-review-button]", form).textContent = yes ? "Review the amendment" : "Review and submit";
+    $("[data-submit]", review).textContent = yes ? "Submit the amendment" : "Submit observation";
   }
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (readOnly || !draft) return;
     var action = event.submitter ? event.submitter.value : "draft";
-    if (action === "review") {
+    if (action === "review" || submitted) { // a submitted observation is amended through review
       finalSave().then(showReview);
       return;
     }
@@ -353,9 +375,10 @@
   });
 
   // --- one draft, one tab: a second tab on the same observation is read-only
-  function makeReadOnly() {
+  // Read-only, with the one message that says why (another tab, another account, not here).
+  function makeReadOnly(why) {
     readOnly = true;
-    $("[data-other-tab]", form).hidden = false;
+    $(why, form).hidden = false;
     $$("input, textarea, select, button", form).forEach(function (el) { el.disabled = true; });
   }
 
@@ -385,14 +408,23 @@
   // --- loading
   function load() {
     if (!UUID.test(obsId)) {
-      $("[data-missing]", form).hidden = false;
-      makeReadOnly();
+      makeReadOnly("[data-missing]");
       return Promise.resolve();
     }
+    var me = W.currentAccountId();
     return claim(obsId).then(function (mine) {
       return Promise.all([W.store.get("drafts", obsId), W.store.get("outbox", obsId)]).then(function (found) {
         var stored = found[0];
         var queued = found[1];
+        // Another account's work on this shared device is never shown or edited here.
+        // (A record with no owner yet predates owners: offline.js gives it to this person.)
+        var notMine = function (r) { return r && r.owner !== undefined && r.owner !== null && r.owner !== me; };
+        var othersWork = notMine(stored) || notMine(queued);
+        // (Its unsent changes would also be overwritten, or conflict, if edited from the server.)
+        if (othersWork) {
+          makeReadOnly("[data-other-account]");
+          return;
+        }
         if (mode === "server") {
           var serverRevision = Number(form.dataset.baseRevision);
           var serverPayload = JSON.parse($("#server-payload").textContent);
@@ -406,10 +438,11 @@
             draft = { format: W.OUTBOX_FORMAT, id: obsId, base_revision: serverRevision, payload: serverPayload, dirty: false };
           }
           draft.label = $("[data-teacher]", form).textContent;
+          draft.owner = me;
         } else {
           if (!stored) {
-            $("[data-missing]", form).hidden = false;
-            makeReadOnly();
+            $("[data-server-link]", form).href = "/observations/" + obsId;
+            makeReadOnly("[data-missing]");
             return;
           }
           draft = stored;
@@ -424,8 +457,7 @@
         }
         var kept = null;
         try { kept = JSON.parse(localStorage.getItem(JOURNAL + obsId) || "null"); } catch (e) { kept = null; }
-        if (kept && mine && kept.payload && kept.base_revision >= draft.base_revision &&
-            (!draft.updated_at || kept.at > draft.updated_at)) {
+        if (kept && (kept.owner === undefined || kept.owner === draft.owner) && mine && WC.journalWins(kept, draft)) {
           draft.payload = kept.payload;
           draft.updated_at = kept.at;
           draft.dirty = true;
@@ -433,13 +465,20 @@
           say("Restored the last changes made on this device.");
         }
         fillForm(draft.payload);
-        if (!mine) { makeReadOnly(); return; }
+        showSubmitted(draft.payload.status === "submitted");
+        if (!mine) { makeReadOnly("[data-other-tab]"); return; }
         return W.store.put("drafts", draft).then(function () {
           if (kept) { try { localStorage.removeItem(JOURNAL + obsId); } catch (e) { /* ignore */ } }
         });
       });
     });
   }
+
+  // Another observation's address on this same page (only the part after # changed): save
+  // this one, then load the page afresh for the other, never showing one under the other's id.
+  window.addEventListener("hashchange", function () {
+    finalSave().then(function () { location.reload(); }, function () { location.reload(); });
+  });
 
   load();
 })();

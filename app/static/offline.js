@@ -4,15 +4,24 @@
 //  - an item leaves the outbox only after the server answered created, updated or duplicate;
 //  - a record being sent is frozen: an edit made meanwhile is kept and rebased, never lost;
 //  - connectivity is a real request to /api/ping, never navigator.onLine alone;
-//  - a 401 keeps everything and asks the person to sign in again.
+//  - a 401 keeps everything and asks the person to sign in again;
+//  - every draft and outbox record belongs to the account that made it: on a shared tablet
+//    another person signed in never sends, sees or edits it, and signing out removes the
+//    cached pages that hold personnel data (unsent work stays, for its author);
+//  - pushes are cut to the server's limits (outbox-core.js holds these rules, unit-tested).
 (function () {
   "use strict";
+
+  var core = window.WalkthroughCore;
 
   var DB_NAME = "walkthrough";
   var DB_VERSION = 1;
   var OUTBOX_FORMAT = 1; // bump with a migration in upgradeRecord(), never drop old records
-  var BATCH = 100;
   var MAX_DELAY = 5 * 60 * 1000;
+  var ACCOUNT_KEY = "walkthrough-account";
+  var JOURNAL = "walkthrough-journal:";
+  var PAGES = "walkthrough-pages"; // the service worker's cache of pages (personnel data)
+  var PERSONAL = ["/outbox", "/observations/new"]; // kept ready for offline use when signed in
 
   // --- IndexedDB, reopened whenever the browser closes it (iPadOS does under memory pressure)
   var dbPromise = null;
@@ -123,12 +132,14 @@
   // Put the latest state of an observation in the outbox. Each call gets a new local
   // sequence number; an item being sent keeps its number, so a change made meanwhile is
   // recognised as newer and kept.
-  function enqueue(id, baseRevision, payload) {
+  function enqueue(id, baseRevision, payload, owner) {
     return store.update("outbox", id, function (current) {
       var seq = current ? current.seq + 1 : 1;
       return {
         format: OUTBOX_FORMAT,
         id: id,
+        owner: current && current.owner !== undefined && current.owner !== null ? current.owner
+          : (owner !== undefined && owner !== null ? owner : currentAccountId()),
         base_revision: current && current.state === "waiting" && current.base_revision > baseRevision
           ? current.base_revision : baseRevision,
         payload: payload,
@@ -145,6 +156,129 @@
         });
       }
       return record;
+    });
+  }
+
+  // --- whose device session this is (shared tablets)
+  // The account of a page fresh from the server is in its <meta name="walkthrough-account">;
+  // the device remembers it (localStorage) for offline pages and capture shells, which carry
+  // nobody's identity. When it changes, the pages the previous person cached are removed.
+  function pageAccount() {
+    var meta = document.querySelector("meta[name='walkthrough-account']");
+    if (!meta || !meta.content) return null;
+    return { id: Number(meta.content), label: meta.dataset.label || "" };
+  }
+
+  function storedAccount() {
+    try { return JSON.parse(localStorage.getItem(ACCOUNT_KEY) || "null"); } catch (e) { return null; }
+  }
+
+  function currentAccountId() {
+    var account = pageAccount() || storedAccount();
+    return account ? account.id : null;
+  }
+
+  function noteAccount(account) {
+    if (!account) return Promise.resolve();
+    var before = storedAccount();
+    try { localStorage.setItem(ACCOUNT_KEY, JSON.stringify(account)); } catch (e) { /* private mode */ }
+    showWho(account);
+    if (before && before.id === account.id) return Promise.resolve();
+    // Someone else (or, on a device that never noted it, anyone) was here: drop their pages,
+    // then keep this person's start page and device page ready for offline use.
+    return purgePages().then(warmPages);
+  }
+
+  function showWho(account) {
+    document.querySelectorAll("[data-who]").forEach(function (el) {
+      if (!el.textContent.trim() && account && account.label) el.textContent = account.label;
+    });
+  }
+
+  function purgePages() {
+    if (!("caches" in window)) return Promise.resolve();
+    return caches.keys().then(function (names) {
+      return Promise.all(names.filter(function (n) { return n.indexOf(PAGES) === 0; })
+        .map(function (n) { return caches.delete(n); }));
+    }).catch(function () {});
+  }
+
+  function warmPages() {
+    if (!("caches" in window)) return Promise.resolve();
+    return caches.open(PAGES).then(function (cache) {
+      return Promise.all(PERSONAL.map(function (url) {
+        return fetch(url, { credentials: "same-origin", cache: "no-store" }).then(function (response) {
+          if (response.ok && !response.redirected) return cache.put(url, response);
+          return null;
+        }).catch(function () {});
+      }));
+    }).catch(function () {});
+  }
+
+  // Records made before this script noted owners belong to the first person signed in after
+  // the update: on a device used by one person, its owner.
+  function claimUnowned(me) {
+    if (me === null || me === undefined) return Promise.resolve();
+    return Promise.all(["outbox", "drafts"].map(function (name) {
+      return store.all(name).then(function (records) {
+        return Promise.all(core.claimUnowned(records, me).map(function (r) {
+          return store.update(name, r.id, function (current) {
+            if (!current || (current.owner !== undefined && current.owner !== null)) return undefined;
+            current.owner = me;
+            return current;
+          });
+        }));
+      });
+    })).catch(function () {});
+  }
+
+  // Journal entries (capture.js) that never reached IndexedDB go into their drafts.
+  function foldJournals() {
+    var keys = [];
+    try {
+      for (var i = 0; i < localStorage.length; i++) {
+        var key = localStorage.key(i);
+        if (key && key.indexOf(JOURNAL) === 0) keys.push(key);
+      }
+    } catch (e) { return Promise.resolve(); }
+    return keys.reduce(function (chain, key) {
+      return chain.then(function () {
+        var raw = localStorage.getItem(key);
+        var entry = null;
+        try { entry = JSON.parse(raw || "null"); } catch (e) { entry = null; }
+        var id = key.slice(JOURNAL.length);
+        if (!entry || !entry.payload) { localStorage.removeItem(key); return null; }
+        return store.update("drafts", id, function (draft) {
+          if (!draft) {
+            return {
+              format: OUTBOX_FORMAT, id: id, base_revision: entry.base_revision || 0, payload: entry.payload,
+              dirty: true, owner: entry.owner, label: entry.payload.teacher_name, updated_at: entry.at
+            };
+          }
+          if (!core.journalWins(entry, draft)) return undefined;
+          draft.payload = entry.payload;
+          draft.updated_at = entry.at;
+          draft.dirty = true;
+          return draft;
+        }).then(function () {
+          if (localStorage.getItem(key) === raw) localStorage.removeItem(key);
+        });
+      });
+    }, Promise.resolve()).catch(function () {});
+  }
+
+  // Signing out: unsent work stays on the device for its author; the pages with personnel
+  // data go, and the device forgets who was signed in.
+  function signOut(form) {
+    var token = form.querySelector("input[name=csrf_token]");
+    var fresh = sessionToken().then(function (session) {
+      if (token && session.csrf_token) token.value = session.csrf_token; // shells carry none
+    }).catch(function () {});
+    var timeout = new Promise(function (resolve) { setTimeout(resolve, 3000); });
+    return Promise.race([Promise.all([foldJournals(), purgePages(), fresh]), timeout]).then(function () {
+      try { localStorage.removeItem(ACCOUNT_KEY); } catch (e) { /* ignore */ }
+      form.dataset.signingOut = "1";
+      form.submit();
     });
   }
 
@@ -194,15 +328,22 @@
 
   function doFlush() {
     return store.all("outbox").then(function (records) {
-      var waiting = records.map(upgradeRecord).filter(function (r) { return r.state === "waiting"; });
-      if (!waiting.length) return { sent: 0 };
+      records = records.map(upgradeRecord);
+      if (!records.some(function (r) { return r.state === "waiting"; })) return { sent: 0 };
       return online().then(function (up) {
         if (!up) { backoff(); return { offline: true }; }
         return sessionToken().then(function (session) {
           if (!session.user) { setSignIn(true); return { signIn: true }; }
           setSignIn(false);
-          return deviceId().then(function (device) {
-            return sendBatches(waiting, session.csrf_token, device);
+          var me = session.user.id;
+          return noteAccount({ id: me, label: session.user.label }).then(function () {
+            return claimUnowned(me);
+          }).then(function () { return store.all("outbox"); }).then(function (fresh) {
+            var mine = fresh.map(upgradeRecord).filter(function (r) { return r.state === "waiting" && core.isMine(r, me); });
+            if (!mine.length) return { sent: 0 };
+            return deviceId().then(function (device) {
+              return sendAll(mine, session.csrf_token, device, me, session.sync_limits || core.DEFAULT_LIMITS);
+            });
           });
         });
       });
@@ -218,64 +359,72 @@
     });
   }
 
-  function sendBatches(waiting, token, device) {
+  // Pushes cut to the server's limits; a 413 (a proxy in front may take less than the server
+  // says) splits the push, and an item that can never fit is set aside, shown with a reason,
+  // while the items behind it still go.
+  function sendAll(waiting, token, device, account, limits) {
+    var plan = core.planBatches(waiting, limits, device, account);
+    var queue = plan.batches.slice();
     var sent = 0;
-    var batches = [];
-    for (var i = 0; i < waiting.length; i += BATCH) batches.push(waiting.slice(i, i + BATCH));
-    return batches.reduce(function (chain, batch) {
-      return chain.then(function (stop) {
-        if (stop) return stop;
-        var frozen = batch.map(function (r) { return { id: r.id, seq: r.seq, base_revision: r.base_revision, payload: r.payload }; });
-        return fetch("/api/sync/push", {
-          method: "POST",
-          credentials: "same-origin",
-          headers: { "Content-Type": "application/json", "X-CSRF-Token": token },
-          body: JSON.stringify({
-            device_id: device,
-            items: frozen.map(function (r) { return { id: r.id, base_revision: r.base_revision, payload: r.payload }; })
-          })
-        }).then(function (response) {
-          if (response.status === 401) { setSignIn(true); return { signIn: true }; }
-          if (!response.ok) throw new Error("push " + response.status);
-          return response.json().then(function (body) {
-            sent += body.results.length;
-            return applyResults(frozen, body.results).then(function () { return null; });
+    function step() {
+      if (!queue.length) return { sent: sent };
+      var batch = queue.shift();
+      var frozen = batch.map(function (r) { return { id: r.id, seq: r.seq, base_revision: r.base_revision, payload: r.payload }; });
+      var body = JSON.stringify({ device_id: device, account_id: account, items: frozen.map(core.pushItem) });
+      return fetch("/api/sync/push", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": token },
+        body: body
+      }).then(function (response) {
+        if (response.status === 401) { setSignIn(true); return { signIn: true }; }
+        if (response.status === 413) {
+          return response.json().catch(function () { return null; }).then(function (answer) {
+            var out = core.after413(frozen, limits, core.byteLength(body), answer);
+            limits = out.limits;
+            var rest = [].concat.apply([], queue);
+            var replanned = core.planBatches(rest, limits, device, account);
+            queue = out.retry.concat(replanned.batches, replanned.tooLarge.map(function (t) { return [t.record]; }));
+            var refused = out.tooLarge.map(function (r) { return { record: r, bytes: core.byteLength(body) }; });
+            return setAside(refused, null).then(step);
           });
+        }
+        if (!response.ok) throw new Error("push " + response.status);
+        return response.json().then(function (answer) {
+          sent += answer.results.length;
+          return applyResults(frozen, answer.results).then(step);
         });
       });
-    }, Promise.resolve(null)).then(function (stop) {
-      if (stop) return stop;
-      return { sent: sent };
-    });
+    }
+    return setAside(plan.tooLarge, limits.max_bytes).then(step);
+  }
+
+  function setAside(tooLarge, maxBytes) {
+    return tooLarge.reduce(function (chain, t) {
+      return chain.then(function () {
+        return store.update("outbox", t.record.id, function (current) {
+          if (!current || current.seq !== t.record.seq) return undefined; // edited since: try that
+          current.state = "rejected";
+          current.reason = core.tooLargeReason(t.bytes, maxBytes);
+          return current;
+        });
+      });
+    }, Promise.resolve()).then(function () { if (tooLarge.length) changed(); });
   }
 
   function applyResults(frozen, results) {
     var bySent = {};
     frozen.forEach(function (r) { bySent[r.id] = r; });
+    var now = new Date().toISOString();
     return results.reduce(function (chain, result) {
       return chain.then(function () {
         var sentItem = bySent[result.id];
         if (!sentItem) return null;
-        var done = result.status === "created" || result.status === "updated" || result.status === "duplicate";
         return store.update("outbox", result.id, function (current) {
-          if (!current) return undefined;
-          if (done) {
-            if (current.seq === sentItem.seq) return null; // what we sent is stored: remove
-            current.base_revision = result.revision; // edited while sending: rebase and keep
-            return current;
-          }
-          if (current.seq !== sentItem.seq) return undefined; // a newer edit will be sent
-          current.state = result.status; // conflict or rejected: kept, shown, fixable
-          current.reason = result.reason;
-          current.server_revision = result.revision;
-          return current;
+          return core.outboxAfter(current, sentItem, result);
         }).then(function () {
-          if (!done) return null;
           return store.update("drafts", result.id, function (draft) {
-            if (!draft) return undefined;
-            draft.base_revision = Math.max(draft.base_revision || 0, result.revision);
-            draft.synced_at = new Date().toISOString();
-            return draft;
+            return core.draftAfter(draft, sentItem, result, now);
           });
         });
       });
@@ -287,16 +436,12 @@
     var badge = document.querySelector("[data-sync-badge]");
     if (!badge) return Promise.resolve();
     return Promise.all([store.all("outbox"), store.get("meta", "last_sync")]).then(function (res) {
-      var waiting = res[0].filter(function (r) { return r.state === "waiting"; }).length;
-      var problems = res[0].length - waiting;
-      var last = res[1] ? new Date(res[1].value) : null;
-      var text = waiting ? waiting + " waiting" : "All sent";
-      if (problems) text += " · " + problems + " need attention";
-      if (signInNeeded) text += " · sign in to send";
-      text += last ? " · last sync " + last.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : " · not synced yet";
-      badge.textContent = text;
-      badge.dataset.waiting = String(waiting);
-      badge.classList.toggle("has-waiting", waiting > 0 || problems > 0);
+      var c = core.counts(res[0], currentAccountId());
+      var last = res[1] ? new Date(res[1].value).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : null;
+      badge.textContent = core.badgeText(c, signInNeeded, last);
+      badge.dataset.waiting = String(c.waiting);
+      badge.dataset.others = String(c.others);
+      badge.classList.toggle("has-waiting", c.waiting > 0 || c.problems > 0);
     }).catch(function () {});
   }
 
@@ -307,6 +452,7 @@
     flush: flush,
     online: online,
     refreshBadge: refreshBadge,
+    currentAccountId: currentAccountId,
     OUTBOX_FORMAT: OUTBOX_FORMAT
   };
 
@@ -315,6 +461,12 @@
   document.addEventListener("visibilitychange", function () { if (!document.hidden) flush("visible"); });
   document.addEventListener("click", function (event) {
     if (event.target.closest("[data-sync-now]")) { failures = 0; flush("button"); }
+  });
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form.signout");
+    if (!form || form.dataset.signingOut) return;
+    event.preventDefault();
+    signOut(form);
   });
   setInterval(function () { if (!timer) flush("interval"); }, 60 * 1000);
 
@@ -328,8 +480,11 @@
     navigator.storage.persisted().then(function (yes) { if (!yes) navigator.storage.persist(); }).catch(function () {});
   }
 
-  refreshBadge();
-  flush("load");
+  showWho(storedAccount());
+  noteAccount(pageAccount()).then(function () { return claimUnowned(currentAccountId()); }).then(function () {
+    refreshBadge();
+    flush("load");
+  });
 
   // --- the device page (/outbox)
   var page = document.querySelector("[data-outbox-page]");
@@ -353,19 +508,30 @@
 
     function render() {
       Promise.all([store.all("outbox"), store.all("drafts"), store.get("meta", "last_sync")]).then(function (res) {
-        var outbox = res[0], allDrafts = res[1], last = res[2];
+        var me = currentAccountId();
+        var everything = res[0], last = res[2];
+        var outbox = everything.filter(function (r) { return core.isMine(r, me); });
+        var others = everything.length - outbox.length;
+        var myDrafts = res[1].filter(function (d) { return core.isMine(d, me); });
         var labels = {};
-        allDrafts.forEach(function (d) { labels[d.id] = d.label || d.payload.teacher_name; });
+        var queued = {};
+        myDrafts.forEach(function (d) { labels[d.id] = d.label || d.payload.teacher_name; });
+        outbox.forEach(function (r) { queued[r.id] = true; });
+        var lastText = last ? " Last successful sync: " + new Date(last.value).toLocaleString() + "." : "";
         list.innerHTML = "";
         summary.textContent = outbox.length
-          ? outbox.length + " observation" + (outbox.length === 1 ? "" : "s") + " not yet stored on the server." +
-            (last ? " Last successful sync: " + new Date(last.value).toLocaleString() + "." : "")
-          : "Everything recorded on this device is on the server." +
-            (last ? " Last successful sync: " + new Date(last.value).toLocaleString() + "." : "");
+          ? outbox.length + " of your observation" + (outbox.length === 1 ? "" : "s") + " not yet stored on the server." + lastText
+          : "Everything you recorded on this device is on the server." + lastText;
+        var waitingOthers = document.querySelector("[data-others-note]");
+        waitingOthers.hidden = !others;
+        waitingOthers.textContent = others
+          ? others + " observation" + (others === 1 ? " was" : "s were") + " recorded on this device by another account, " +
+            "waiting for " + (others === 1 ? "its" : "their") + " author to sign in. They are not shown, and go when that person signs in here."
+          : "";
         outbox.forEach(function (r) {
           var li = el("li", null, "outbox-item state-" + r.state);
           li.dataset.id = r.id;
-          li.appendChild(el("strong", (labels[r.id] || "Observation") + " · " + new Date(r.payload.observed_at).toLocaleString()));
+          li.appendChild(el("strong", (labels[r.id] || r.payload.teacher_name || "Observation") + " · " + new Date(r.payload.observed_at).toLocaleString()));
           li.appendChild(el("span", r.state === "waiting" ? " Waiting to be sent" : r.state === "conflict" ? " Conflict" : " Not accepted", "badge"));
           if (r.reason) li.appendChild(el("p", r.reason, "reason"));
           var actions = el("div", null, "row-actions");
@@ -387,14 +553,15 @@
           list.appendChild(li);
         });
         drafts.innerHTML = "";
-        allDrafts.filter(function (d) { return d.dirty; }).forEach(function (d) {
+        myDrafts.filter(function (d) { return d.dirty && !queued[d.id]; }).forEach(function (d) {
           var li = el("li", null, "outbox-item");
           var a = el("a", (d.label || "Observation") + " · " + new Date(d.payload.observed_at).toLocaleString());
           a.href = captureUrl(d.payload, d.id);
           li.appendChild(a);
+          if (d.payload.status === "submitted") li.appendChild(el("span", " Submitted", "badge"));
           drafts.appendChild(li);
         });
-        if (!drafts.children.length) drafts.appendChild(el("li", "No unsaved drafts."));
+        if (!drafts.children.length) drafts.appendChild(el("li", "No drafts: everything you started here was saved for sending."));
       });
     }
 
@@ -410,9 +577,10 @@
 
     document.querySelector("[data-export]").addEventListener("click", function () {
       Promise.all([store.all("outbox"), deviceId()]).then(function (res) {
+        var me = currentAccountId();
         var file = {
           format: OUTBOX_FORMAT, kind: "walkthrough-unsent", exported_at: new Date().toISOString(), device_id: res[1],
-          items: res[0].map(function (r) { return { id: r.id, base_revision: r.base_revision, payload: r.payload }; })
+          items: res[0].filter(function (r) { return core.isMine(r, me); }).map(function (r) { return { id: r.id, base_revision: r.base_revision, payload: r.payload }; })
         };
         var blob = new Blob([JSON.stringify(file, null, 2)], { type: "application/json" });
         var a = el("a");
@@ -432,7 +600,7 @@
         var data = JSON.parse(text);
         if (data.kind !== "walkthrough-unsent" || !Array.isArray(data.items)) throw new Error("not a Walkthrough file");
         return data.items.reduce(function (chain, item) {
-          return chain.then(function () { return enqueue(item.id, item.base_revision || 0, item.payload); });
+          return chain.then(function () { return enqueue(item.id, item.base_revision || 0, item.payload, currentAccountId()); });
         }, Promise.resolve()).then(function () {
           result.textContent = data.items.length + " observation(s) added to this device's outbox; sending now.";
           return flush("import");

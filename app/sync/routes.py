@@ -29,6 +29,11 @@ class PushRequest(BaseModel):
     """A batch from one device's outbox."""
 
     device_id: str = Field(max_length=100, description="A random id the device keeps.")
+    account_id: int | None = Field(
+        default=None,
+        description="The account whose outbox this is. When given and not the signed-in "
+        "account (a shared tablet whose sign-in changed mid-sync), nothing is written: 409.",
+    )
     items: list[Any] = Field(
         description=f"At most {service.MAX_BATCH} PushItem objects; each is handled on its own.",
         json_schema_extra={"items": {"$ref": "#/components/schemas/PushItem"}},
@@ -69,6 +74,17 @@ async def push(request: Request, user: ReadingUser) -> Response:
             "device_id must be a string of 1 to 100 characters.",
             details=[{"field": "device_id", "message": "required, at most 100 characters"}],
         )
+    account_id = data.get("account_id")
+    if account_id is not None and (type(account_id) is not int or account_id != user.id):
+        return JSONResponse(
+            {
+                "error": "Another account",
+                "detail": "These observations were recorded by another account on this device; "
+                "they are sent when their author signs in. Nothing was written.",
+            },
+            status_code=409,
+            headers=NO_STORE,
+        )
     items = data["items"]
     if len(items) > service.MAX_BATCH:
         return JSONResponse(
@@ -77,6 +93,7 @@ async def push(request: Request, user: ReadingUser) -> Response:
                 "detail": f"A push carries at most {service.MAX_BATCH} items; this one had "
                 f"{len(items)}. Send the outbox in batches of {service.MAX_BATCH}.",
                 "max_batch": service.MAX_BATCH,
+                "max_bytes": MAX_BODY_BYTES,
             },
             status_code=413,
         )
@@ -97,6 +114,8 @@ def _too_large() -> JSONResponse:
         {
             "error": "Too large",
             "detail": f"A push may be at most {MAX_BODY_BYTES // 1024 // 1024} MB.",
+            "max_batch": service.MAX_BATCH,
+            "max_bytes": MAX_BODY_BYTES,
         },
         status_code=413,
     )
@@ -122,7 +141,8 @@ def ping() -> JSONResponse:
 
 @router.get("/api/session", tags=["sync"])
 def session_info(request: Request, user: OptionalUser) -> JSONResponse:
-    """Who is signed in (null when not) and the CSRF token for this browser session."""
+    """Who is signed in (null when not), the CSRF token for this browser session, and the
+    limits a push must keep (`sync_limits`: items and bytes per push)."""
     who = None
     if user is not None:
         who = {
@@ -130,8 +150,16 @@ def session_info(request: Request, user: OptionalUser) -> JSONResponse:
             "name": user.name,
             "role": user.role.value,
             "school_id": user.school_id,
+            "label": f"{user.name} · {user.role.label}",
         }
-    return JSONResponse({"user": who, "csrf_token": csrf_token(request)}, headers=NO_STORE)
+    return JSONResponse(
+        {
+            "user": who,
+            "csrf_token": csrf_token(request),
+            "sync_limits": {"max_items": service.MAX_BATCH, "max_bytes": MAX_BODY_BYTES},
+        },
+        headers=NO_STORE,
+    )
 
 
 # --- conflicts --------------------------------------------------------------------------------
@@ -199,6 +227,7 @@ def service_worker(request: Request, session: SessionDep) -> Response:
     static = [
         "/static/app.css",
         f"/static/{HTMX_FILE}",
+        "/static/outbox-core.js",
         "/static/offline.js",
         "/static/capture.js",
         "/static/manifest.webmanifest",

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -212,3 +212,21 @@ def sign_in(page: Page, base_url: str, email: str, password: str) -> None:
     page.fill("#email", email)
     page.fill("#password", password)
     page.click("button[type=submit]")
+
+
+def eventually(page: Page, check: Callable[[], object], timeout_s: float = 20.0) -> None:
+    """Wait until `check()` is true, polling while Playwright runs the tests' route handlers
+    (a Python handler only runs while Playwright waits, never during time.sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        page.wait_for_timeout(100)
+
+
+def js_eventually(page: Page, expression: str, arg: object = None, timeout_s: float = 20.0) -> None:
+    """Wait until a JavaScript expression, which may give a promise, comes out true.
+
+    page.wait_for_function is no use for IndexedDB or the Cache API: a predicate that returns
+    a promise counts as true at once, whatever the promise's value."""
+    eventually(page, lambda: bool(page.evaluate(expression, arg)), timeout_s)

@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from app.demo import DEMO_PASSWORD
-from tests.browser.conftest import LiveServer, sign_in
+from tests.browser.conftest import LiveServer, js_eventually, sign_in
 from tests.browser.test_offline import _start
 
 pytestmark = pytest.mark.browser
@@ -33,11 +33,21 @@ def test_a_burst_of_taps_then_an_immediate_reload_keeps_every_tap(
     expect(page.locator(TALLY)).to_have_value("5")
     expect(page.locator("#overall_discourse-4")).to_be_checked()
     # …and IndexedDB has it too, once the restored state is written back.
-    page.wait_for_function(
+    js_eventually(
+        page,
         "Walkthrough.store.get('drafts', location.hash.slice(1)).then(d => "
         "d && d.payload.values.students_explaining && "
-        "d.payload.values.students_explaining.value === 5)"
+        "d.payload.values.students_explaining.value === 5)",
     )
+
+
+def test_typing_then_an_immediate_reload_keeps_the_text(
+    page: Page, live_server: LiveServer
+) -> None:
+    _capture(page, live_server, "Reload Typing Teacher")
+    page.locator("#overall_notes").press_sequentially("Pairs argued", delay=5)
+    page.reload()  # before the typing debounce has fired
+    expect(page.locator("#overall_notes")).to_have_value("Pairs argued")
 
 
 def test_typing_then_a_nav_link_keeps_the_text(page: Page, live_server: LiveServer) -> None:

@@ -27,10 +27,13 @@ def test_service_worker_precaches_every_published_capture_page(
 def test_cache_name_changes_with_the_build(client: TestClient, ready: World, settings) -> None:  # type: ignore[no-untyped-def]
     from app.main import create_app
 
-    first = client.get("/sw.js").text.split("\n")[3]
+    def cache_line(body: str) -> str:
+        return next(line for line in body.split("\n") if line.startswith("const CACHE ="))
+
+    first = cache_line(client.get("/sw.js").text)
     other = create_app(settings.model_copy(update={"build_id": "another-build"}))
     with TestClient(other) as second_client:
-        second = second_client.get("/sw.js").text.split("\n")[3]
+        second = cache_line(second_client.get("/sw.js").text)
     other.state.engine.dispose()
     assert first.startswith("const CACHE") and first != second
 

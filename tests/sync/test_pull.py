@@ -103,7 +103,7 @@ def test_ping_and_session_are_not_cached(client: TestClient, world: World) -> No
 def _make_conflict(client: TestClient, world: World, token: str) -> str:
     it = item(world)
     push(client, token, it)
-    push(client, token, item(world, it["id"], base=1, overall_notes="server side"))
+    push(client, token, item(world, it["id"], base=1, overall_notes="server side"), device="laptop")
     [result] = push(client, token, item(world, it["id"], base=1, overall_notes="device side"))
     assert result["status"] == "conflict"
     return str(it["id"])

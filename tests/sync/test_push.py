@@ -314,3 +314,76 @@ def test_twenty_simultaneous_pushes_of_one_item_make_one_observation(
     assert sorted(statuses) == ["created"] + ["duplicate"] * 19
     assert _count(session, Observation) == 1
     assert _count(session, ObservationRevision) == 1
+
+
+def test_an_edit_after_a_lost_answer_is_the_same_device_continuing(
+    client: TestClient, world: World, session: Session
+) -> None:
+    """The server stored revision 2 but the tablet never heard; the observer edits again and
+    the tablet pushes from revision 1. Everything after revision 1 came from this tablet, so
+    this is its own work continuing: an update, not a conflict."""
+    token = login(client, world.observer)
+    it = item(world, status="draft")
+    push(client, token, it)
+    push(client, token, item(world, it["id"], base=1, status="draft", overall_notes="second"))
+    later = item(world, it["id"], base=1, status="draft", overall_notes="third")
+    [result] = push(client, token, later)
+    assert (result["status"], result["revision"]) == ("updated", 3)
+    assert _count(session, ObservationConflict) == 0
+    obs = session.get(Observation, uuid.UUID(it["id"]))
+    assert obs is not None and (obs.overall_notes, obs.revision) == ("third", 3)
+    [replay] = push(client, token, later)  # and its own retry is still a duplicate
+    assert (replay["status"], replay["revision"]) == ("duplicate", 3)
+
+
+def test_an_edit_from_elsewhere_in_between_is_still_a_conflict(
+    client: TestClient, world: World, session: Session
+) -> None:
+    token = login(client, world.observer)
+    it = item(world, status="draft")
+    push(client, token, it)
+    push(client, token, item(world, it["id"], base=1, status="draft", overall_notes="tablet"))
+    push(
+        client,
+        token,
+        item(world, it["id"], base=2, status="draft", overall_notes="laptop"),
+        device="laptop",
+    )
+    [result] = push(client, token, item(world, it["id"], base=1, overall_notes="tablet again"))
+    assert (result["status"], result["revision"]) == ("conflict", 3)
+    obs = session.get(Observation, uuid.UUID(it["id"]))
+    assert obs is not None and obs.overall_notes == "laptop"
+
+
+def test_a_push_for_another_account_writes_nothing(
+    client: TestClient, world: World, session: Session
+) -> None:
+    """A shared tablet whose sign-in changed between reading its outbox and pushing."""
+    token = login(client, world.observer)
+    assert world.observer.id is not None
+    body = {"device_id": "tablet-1", "account_id": world.observer.id + 1, "items": [item(world)]}
+    response = client.post("/api/sync/push", json=body, headers={"X-CSRF-Token": token})
+    assert response.status_code == 409
+    assert "another account" in response.json()["detail"]
+    assert _count(session, Observation) == 0
+    for wrong in ("1", True, 1.5):
+        body["account_id"] = wrong
+        response = client.post("/api/sync/push", json=body, headers={"X-CSRF-Token": token})
+        assert response.status_code == 409
+    body["account_id"] = world.observer.id
+    response = client.post("/api/sync/push", json=body, headers={"X-CSRF-Token": token})
+    assert response.status_code == 200
+    assert response.json()["results"][0]["status"] == "created"
+
+
+def test_the_session_answer_documents_the_push_limits(client: TestClient, world: World) -> None:
+    login(client, world.observer)
+    answer = client.get("/api/session").json()
+    assert answer["sync_limits"] == {"max_items": 100, "max_bytes": 5 * 1024 * 1024}
+    assert answer["user"]["label"] == f"{world.observer.name} · {world.observer.role.label}"
+    token = answer["csrf_token"]
+    many = {"device_id": "tablet-1", "items": [item(world) for _ in range(101)]}
+    response = client.post("/api/sync/push", json=many, headers={"X-CSRF-Token": token})
+    assert response.status_code == 413
+    assert response.json()["max_batch"] == 100
+    assert response.json()["max_bytes"] == 5 * 1024 * 1024

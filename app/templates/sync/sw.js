@@ -1,7 +1,11 @@
 // Walkthrough service worker. Generated per deployment: the cache name changes with every
 // build, so an update installs a fresh cache and removes the old ones. It never touches
 // POST requests or the API: queued observations live in IndexedDB, not here.
+// Two caches: CACHE holds what names nobody (static files, capture shells, rubric pages) and
+// PAGES the pages of the person signed in, which offline.js removes when they sign out or
+// someone else signs in on this device (a shared tablet).
 const CACHE = {{ cache_name|tojson }};
+const PAGES = "walkthrough-pages";
 const PRECACHE = {{ precache|tojson }};
 const PERSONAL = {{ personal|tojson }};
 
@@ -14,10 +18,11 @@ self.addEventListener("install", (event) => {
     }));
     // Pages that depend on the signed-in person (the start page with their roster): kept
     // when the person is signed in, skipped otherwise.
+    const pages = await caches.open(PAGES);
     await Promise.all(PERSONAL.map(async (url) => {
       try {
         const response = await fetch(url, { credentials: "same-origin", cache: "reload" });
-        if (response.ok && !response.redirected) await cache.put(url, response);
+        if (response.ok && !response.redirected) await pages.put(url, response);
       } catch (error) { /* offline during install: the page is cached on its next visit */ }
     }));
     await self.skipWaiting();
@@ -27,7 +32,7 @@ self.addEventListener("install", (event) => {
 self.addEventListener("activate", (event) => {
   event.waitUntil((async () => {
     const names = await caches.keys();
-    await Promise.all(names.filter((n) => n.startsWith("walkthrough-") && n !== CACHE).map((n) => caches.delete(n)));
+    await Promise.all(names.filter((n) => n.startsWith("walkthrough-") && n !== CACHE && n !== PAGES).map((n) => caches.delete(n)));
     await self.clients.claim();
   })());
 });
@@ -59,15 +64,18 @@ self.addEventListener("fetch", (event) => {
   if (request.mode === "navigate" && isCacheableNavigation(url)) {
     // Network first, so people see fresh pages; the last good copy when offline.
     event.respondWith((async () => {
-      const cache = await caches.open(CACHE);
       try {
         const response = await fetch(request);
-        if (response.ok && !response.redirected) cache.put(url.pathname + url.search, response.clone());
+        if (response.ok && !response.redirected) {
+          const copy = response.clone();
+          event.waitUntil(caches.open(PAGES).then((pages) => pages.put(url.pathname + url.search, copy)));
+        }
         return response;
       } catch (error) {
-        const hit = (await cache.match(url.pathname + url.search)) || (await cache.match(url.pathname));
+        const pages = await caches.open(PAGES);
+        const hit = (await pages.match(url.pathname + url.search)) || (await pages.match(url.pathname));
         if (hit) return hit;
-        const outbox = await cache.match("/outbox");
+        const outbox = await pages.match("/outbox");
         if (outbox) return outbox;
         throw error;
       }

@@ -1,0 +1,210 @@
+"""A school iPad shared by two people: each one's work stays theirs, on the device and on the
+server, and signing out leaves no personnel pages behind."""
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, Route, expect
+
+from app.demo import DEMO_PASSWORD
+from tests.browser.conftest import LiveServer, sign_in
+from tests.browser.test_offline import _start, _wait_for
+
+pytestmark = pytest.mark.browser
+COACH = "coach@demo.walkthrough.test"
+PRINCIPAL = "principal@demo.walkthrough.test"
+COACH_NAME = "Casey Lindqvist"
+
+
+def _observer_of(server: LiveServer, teacher: str) -> str:
+    rows = server.count(
+        "SELECT count(*) FROM observation WHERE teacher_name = :t AND deleted_at IS NULL", t=teacher
+    )
+    assert rows == 1, f"{rows} observations of {teacher}"
+    user_id = server.count("SELECT observer_id FROM observation WHERE teacher_name = :t", t=teacher)
+    from sqlalchemy import text
+
+    from app.db import make_engine
+
+    engine = make_engine(server.database_url)
+    try:
+        with engine.connect() as conn:
+            email = conn.execute(text('SELECT email FROM "user" WHERE id = :i'), {"i": user_id})
+            return str(email.scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _stored(server: LiveServer, teacher: str) -> int:
+    return server.count(
+        "SELECT count(*) FROM observation WHERE teacher_name = :t AND deleted_at IS NULL", t=teacher
+    )
+
+
+def _record_unsent(page: Page, server: LiveServer, who: str, teacher: str) -> str:
+    """Sign in as `who` and record an observation that cannot be sent yet (push refused)."""
+    _sign_in(page, server, who)
+    page.goto(server.url + "/observations/new")
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.goto(server.url + "/observations/new")
+    obs_id = _start(page, teacher)
+    page.locator("label[for=overall_discourse-4]").tap()
+    page.locator("#overall_notes").fill(f"Notes of {who}")
+    page.get_by_role("button", name="Save draft").tap()
+    expect(page.locator("[data-save-status]")).to_contain_text("will be sent automatically")
+    return obs_id
+
+
+def _sign_in(page: Page, server: LiveServer, who: str) -> None:
+    sign_in(page, server.url, who, DEMO_PASSWORD)
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def _sign_out(page: Page) -> None:
+    page.get_by_role("button", name="Sign out").tap()
+    page.wait_for_url("**/login")
+
+
+def _page_cache(page: Page) -> list[str]:
+    """Every address in the cache of personal pages (none when the cache is gone)."""
+    return list(
+        page.evaluate(
+            """async () => {
+              const names = (await caches.keys()).filter(n => n.startsWith('walkthrough-pages'));
+              const out = [];
+              for (const n of names) {
+                const cache = await caches.open(n);
+                for (const r of await cache.keys()) out.push(new URL(r.url).pathname);
+              }
+              return out;
+            }"""
+        )
+    )
+
+
+def _cached_text(page: Page) -> str:
+    return str(
+        page.evaluate(
+            """async () => {
+              let text = '';
+              for (const n of await caches.keys()) {
+                if (!n.startsWith('walkthrough-pages')) continue;
+                const cache = await caches.open(n);
+                for (const r of await cache.keys()) text += await (await cache.match(r)).text();
+              }
+              return text;
+            }"""
+        )
+    )
+
+
+def test_two_accounts_on_one_tablet_never_cross(
+    live_server: LiveServer, tablet: BrowserContext
+) -> None:
+    page = tablet.new_page()
+    refuse = lambda route: route.abort("internetdisconnected")  # noqa: E731
+    page.route("**/api/sync/push", refuse)  # the coach's work cannot go yet
+    coach_teacher = "Shared iPad Coach Teacher"
+    coach_obs = _record_unsent(page, live_server, COACH, coach_teacher)
+    coach_capture = page.url
+    page.goto(live_server.url + "/outbox")
+    expect(page.locator("[data-outbox-list] li")).to_have_count(1)
+    assert "/outbox" in _page_cache(page)  # the coach's own pages, kept for offline use
+    assert COACH_NAME in _cached_text(page)
+    _sign_out(page)
+
+    # Signing out removed the pages naming people, kept the unsent work and the shells.
+    assert _page_cache(page) == []
+    kept = page.evaluate(
+        "new Promise(r => { const q = indexedDB.open('walkthrough');"
+        " q.onsuccess = () => { const t = q.result.transaction('outbox').objectStore('outbox')"
+        ".getAll(); t.onsuccess = () => { q.result.close(); r(t.result.map(x => x.id)); }; }; })"
+    )
+    assert kept == [coach_obs]
+    shells = page.evaluate(
+        "caches.keys().then(ns => Promise.all(ns.map(n => caches.open(n).then(c => c.keys()))))"
+        ".then(all => all.flat().map(r => new URL(r.url).pathname))"
+    )
+    assert "/capture/discourse-walkthrough/1" in shells
+
+    # The principal signs in on the same tablet: the coach's work is counted, never shown
+    # or sent, and the principal's own work goes under the principal's name.
+    page.unroute("**/api/sync/push", refuse)
+    _sign_in(page, live_server, PRINCIPAL)
+    expect(page.locator("[data-sync-badge]")).to_contain_text("1 waiting for its author to sign in")
+    page.goto(live_server.url + "/outbox")
+    expect(page.locator("[data-others-note]")).to_contain_text("recorded on this device by another")
+    expect(page.locator("[data-outbox-list] li")).to_have_count(0)
+    expect(page.locator("[data-drafts-list]")).not_to_contain_text(coach_teacher)
+    page.get_by_role("button", name="Sync now").tap()
+    page.wait_for_timeout(500)
+    assert _stored(live_server, coach_teacher) == 0
+
+    page.goto(coach_capture)  # the coach's observation, opened by the principal
+    expect(page.locator("[data-other-account]")).to_be_visible()
+    expect(page.locator("[data-other-tab]")).to_be_hidden()  # the one message that applies
+    expect(page.locator("h1")).not_to_have_text(coach_teacher)
+    expect(page.locator("#overall_notes")).to_have_value("")
+    assert COACH_NAME not in _cached_text(page)  # no page of the coach's is left to open
+
+    principal_teacher = "Shared iPad Principal Teacher"
+    page.goto(live_server.url + "/observations/new")
+    _start(page, principal_teacher)
+    page.locator("label[for=overall_discourse-2]").tap()
+    page.get_by_role("button", name="Save draft").tap()
+    _wait_for(lambda: _stored(live_server, principal_teacher) == 1)
+    assert _observer_of(live_server, principal_teacher) == PRINCIPAL
+    assert _stored(live_server, coach_teacher) == 0
+    _sign_out(page)
+
+    # The coach signs in again: their observation goes, under their name, once.
+    _sign_in(page, live_server, COACH)
+    _wait_for(lambda: _stored(live_server, coach_teacher) == 1)
+    assert _observer_of(live_server, coach_teacher) == COACH
+    page.goto(live_server.url + "/outbox")
+    expect(page.locator("[data-outbox-list] li")).to_have_count(0)
+    expect(page.locator("[data-others-note]")).to_be_hidden()
+    notes = live_server.count(
+        "SELECT count(*) FROM observation WHERE teacher_name = :t AND overall_notes = :n",
+        t=coach_teacher,
+        n=f"Notes of {COACH}",
+    )
+    assert notes == 1
+
+
+def test_sign_out_while_offline_work_waits_keeps_it_for_its_author(
+    live_server: LiveServer, tablet: BrowserContext
+) -> None:
+    """The next person's sign-in never sends the previous person's queue (the old bug)."""
+    page = tablet.new_page()
+    _sign_in(page, live_server, COACH)
+    page.goto(live_server.url + "/observations/new")
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.goto(live_server.url + "/observations/new")
+    tablet.set_offline(True)
+    teacher = "Offline Shared Teacher"
+    _start(page, teacher)
+    page.locator("label[for=overall_discourse-3]").tap()
+    page.get_by_role("button", name="Save draft").tap()
+    expect(page.locator("[data-save-status]")).to_contain_text("will be sent automatically")
+    # The coach leaves before the device reconnects; on a shared iPad that is the usual case.
+    tablet.clear_cookies()
+    tablet.set_offline(False)
+    expect(page.locator("[data-sync-badge]")).to_contain_text("sign in to send")
+    pushes: list[str] = []
+
+    def watch(route: Route) -> None:
+        pushes.append(route.request.post_data or "")
+        route.continue_()
+
+    page.route("**/api/sync/push", watch)
+    _sign_in(page, live_server, PRINCIPAL)
+    page.goto(live_server.url + "/outbox")
+    page.get_by_role("button", name="Sync now").tap()
+    expect(page.locator("[data-sync-badge]")).to_contain_text("waiting for its author")
+    page.wait_for_timeout(500)
+    assert _stored(live_server, teacher) == 0
+    assert not any(teacher in body for body in pushes)
+    page.unroute("**/api/sync/push", watch)  # (a Python handler only runs while Playwright waits)
+    tablet.clear_cookies()
+    _sign_in(page, live_server, COACH)
+    _wait_for(lambda: _stored(live_server, teacher) == 1)
+    assert _observer_of(live_server, teacher) == COACH

@@ -1,0 +1,145 @@
+// Unit tests of the offline client's pure rules: node --test tests/js/
+"use strict";
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const core = require("../../app/static/outbox-core.js");
+
+function record(id, extra) {
+  return Object.assign({
+    id: id, owner: 1, seq: 1, state: "waiting", base_revision: 0,
+    payload: { teacher_name: "T " + id, status: "draft", values: {}, notes: [] }
+  }, extra || {});
+}
+
+function big(id, bytes, extra) {
+  const r = record(id, extra);
+  r.payload.overall_notes = "x".repeat(bytes);
+  return r;
+}
+
+test("a record is one person's: others, the signed-out and unowned records are not mine", () => {
+  assert.equal(core.isMine(record("a"), 1), true);
+  assert.equal(core.isMine(record("a"), 2), false);
+  assert.equal(core.isMine(record("a"), null), false);
+  assert.equal(core.isMine(record("a", { owner: undefined }), 1), false);
+});
+
+test("unowned records from an older version are claimed by the person signed in", () => {
+  const claimed = core.claimUnowned([record("a", { owner: undefined }), record("b", { owner: 2 })], 7);
+  assert.deepEqual(claimed.map((r) => [r.id, r.owner]), [["a", 7]]);
+});
+
+test("counts separate my waiting items, my problems and other people's work", () => {
+  const c = core.counts([
+    record("a"), record("b", { state: "conflict" }), record("c", { owner: 2 }), record("d", { owner: 3, state: "rejected" })
+  ], 1);
+  assert.deepEqual(c, { waiting: 1, problems: 1, others: 2 });
+  assert.equal(core.badgeText(c, false, "10:02"),
+    "1 waiting · 1 need attention · 2 waiting for their author to sign in · last sync 10:02");
+  assert.equal(core.badgeText({ waiting: 0, problems: 0, others: 1 }, true, null),
+    "All sent · 1 waiting for its author to sign in · sign in to send · not synced yet");
+});
+
+test("stable JSON does not depend on key order", () => {
+  assert.equal(core.stableStringify({ b: 1, a: [{ d: 1, c: 2 }] }), core.stableStringify({ a: [{ c: 2, d: 1 }], b: 1 }));
+  assert.equal(core.samePayload({ a: 1 }, { a: 2 }), false);
+});
+
+test("byte sizes count UTF-8, not characters", () => {
+  assert.equal(core.byteLength("é"), 2);
+  assert.equal(core.byteLength("👋"), 4);
+});
+
+test("pushes respect the item limit", () => {
+  const records = Array.from({ length: 250 }, (_, i) => record("r" + i));
+  const plan = core.planBatches(records, { max_items: 100, max_bytes: 5e6 }, "dev", 1);
+  assert.deepEqual(plan.batches.map((b) => b.length), [100, 100, 50]);
+  assert.equal(plan.tooLarge.length, 0);
+  assert.deepEqual(plan.batches.flat().map((r) => r.id), records.map((r) => r.id)); // order kept
+});
+
+test("pushes respect the byte limit exactly, body included", () => {
+  const records = Array.from({ length: 30 }, (_, i) => big("r" + i, 20000));
+  const limits = { max_items: 100, max_bytes: 100000 };
+  const plan = core.planBatches(records, limits, "device-1", 1);
+  assert.ok(plan.batches.length >= 7);
+  for (const batch of plan.batches) {
+    assert.ok(core.bodyBytes(batch, "device-1", 1) <= limits.max_bytes);
+  }
+  // each push is as full as it can be: the next record would not have fitted
+  for (let i = 0; i < plan.batches.length - 1; i++) {
+    const withNext = plan.batches[i].concat([plan.batches[i + 1][0]]);
+    assert.ok(core.bodyBytes(withNext, "device-1", 1) > limits.max_bytes);
+  }
+});
+
+test("a record that can never fit is set aside and the ones behind it still go", () => {
+  const records = [record("a"), big("huge", 200000), record("b")];
+  const plan = core.planBatches(records, { max_items: 100, max_bytes: 100000 }, "dev", 1);
+  assert.deepEqual(plan.tooLarge.map((t) => t.record.id), ["huge"]);
+  assert.ok(plan.tooLarge[0].bytes > 200000);
+  assert.deepEqual(plan.batches.flat().map((r) => r.id), ["a", "b"]);
+  assert.match(core.tooLargeReason(plan.tooLarge[0].bytes, 100000), /too large to send \(196 KB; the server takes at most 98 KB\)/);
+});
+
+test("a 413 splits the push in two and lowers the byte limit below what was refused", () => {
+  const batch = [record("a"), record("b"), record("c")];
+  const out = core.after413(batch, { max_items: 100, max_bytes: 5e6 }, 3000, null);
+  assert.deepEqual(out.retry.map((b) => b.map((r) => r.id)), [["a", "b"], ["c"]]);
+  assert.equal(out.limits.max_bytes, 2999);
+  assert.equal(out.tooLarge.length, 0);
+});
+
+test("a 413 naming the server's limits is believed", () => {
+  const out = core.after413([record("a"), record("b")], { max_items: 100, max_bytes: 5e6 }, 3000, { max_batch: 50 });
+  assert.equal(out.limits.max_items, 50);
+});
+
+test("a single item refused with 413 is too large, not retried forever", () => {
+  const out = core.after413([record("a")], { max_items: 100, max_bytes: 5e6 }, 3000, null);
+  assert.deepEqual(out.retry, []);
+  assert.deepEqual(out.tooLarge.map((r) => r.id), ["a"]);
+  assert.equal(out.limits.max_bytes, 5e6); // one item says nothing about the limit for others
+});
+
+test("stored answers remove the record only when it was not edited meanwhile", () => {
+  const sent = { id: "a", seq: 3 };
+  assert.equal(core.outboxAfter(record("a", { seq: 3 }), sent, { status: "updated", revision: 4 }), null);
+  assert.equal(core.outboxAfter(record("a", { seq: 3 }), sent, { status: "duplicate", revision: 4 }), null);
+  const rebased = core.outboxAfter(record("a", { seq: 4, base_revision: 3 }), sent, { status: "updated", revision: 4 });
+  assert.equal(rebased.base_revision, 4);
+  assert.equal(rebased.state, "waiting");
+  assert.equal(core.outboxAfter(null, sent, { status: "created", revision: 1 }), undefined);
+});
+
+test("conflicts and rejections are kept with their reason, unless a newer edit waits", () => {
+  const sent = { id: "a", seq: 3 };
+  const kept = core.outboxAfter(record("a", { seq: 3 }), sent, { status: "rejected", reason: "no", revision: null });
+  assert.equal(kept.state, "rejected");
+  assert.equal(kept.reason, "no");
+  assert.equal(core.outboxAfter(record("a", { seq: 5 }), sent, { status: "conflict", revision: 2 }), undefined);
+});
+
+test("a synced draft leaves the drafts list; a submitted one leaves the device", () => {
+  const payload = { status: "draft", values: { a: { value: 1 } } };
+  const draft = { id: "a", dirty: true, base_revision: 0, payload: payload };
+  const done = core.draftAfter(draft, { payload: { values: { a: { value: 1 } }, status: "draft" } }, { status: "created", revision: 1 }, "now");
+  assert.equal(done.dirty, false);
+  assert.equal(done.base_revision, 1);
+  const submitted = Object.assign({}, draft, { payload: Object.assign({}, payload, { status: "submitted" }) });
+  assert.equal(core.draftAfter(submitted, { payload: submitted.payload }, { status: "updated", revision: 2 }, "now"), null);
+  const edited = Object.assign({}, draft, { payload: { status: "draft", values: { a: { value: 2 } } } });
+  const keep = core.draftAfter(edited, { payload: payload }, { status: "updated", revision: 2 }, "now");
+  assert.equal(keep.dirty, true);
+  assert.equal(keep.base_revision, 2);
+  assert.equal(core.draftAfter(draft, { payload: payload }, { status: "conflict", revision: 2 }, "now"), undefined);
+});
+
+test("the journal wins only when newer and from the same or a later revision", () => {
+  const draft = { base_revision: 2, updated_at: "2026-11-22T10:00:00.000Z" };
+  assert.equal(core.journalWins({ at: "2026-11-22T10:00:01.000Z", base_revision: 2, payload: {} }, draft), true);
+  assert.equal(core.journalWins({ at: "2026-11-22T09:59:59.000Z", base_revision: 2, payload: {} }, draft), false);
+  assert.equal(core.journalWins({ at: "2026-11-22T10:00:01.000Z", base_revision: 1, payload: {} }, draft), false);
+  assert.equal(core.journalWins(null, draft), false);
+  assert.equal(core.journalWins({ at: "x", base_revision: 0, payload: {} }, { base_revision: 0 }), true);
+});
