@@ -133,13 +133,19 @@
   // sequence number; an item being sent keeps its number, so a change made meanwhile is
   // recognised as newer and kept.
   function enqueue(id, baseRevision, payload, owner) {
+    var who = owner !== undefined && owner !== null ? owner : currentAccountId();
+    var refused = false;
     return store.update("outbox", id, function (current) {
+      // Another person's unsent work under this id (a file from them, say) is never replaced.
+      if (current && current.owner !== undefined && current.owner !== null && who !== null && current.owner !== who) {
+        refused = true;
+        return undefined;
+      }
       var seq = current ? current.seq + 1 : 1;
       return {
         format: OUTBOX_FORMAT,
         id: id,
-        owner: current && current.owner !== undefined && current.owner !== null ? current.owner
-          : (owner !== undefined && owner !== null ? owner : currentAccountId()),
+        owner: current && current.owner !== undefined && current.owner !== null ? current.owner : who,
         base_revision: current && current.state === "waiting" && current.base_revision > baseRevision
           ? current.base_revision : baseRevision,
         payload: payload,
@@ -149,6 +155,7 @@
         queued_at: new Date().toISOString()
       };
     }).then(function (record) {
+      if (refused) throw new Error("another account's observation with this id is waiting on this device");
       changed();
       if ("serviceWorker" in navigator && navigator.serviceWorker.ready) {
         navigator.serviceWorker.ready.then(function (reg) {
@@ -179,7 +186,7 @@
   }
 
   function noteAccount(account) {
-    if (!account) return Promise.resolve();
+    if (!account || signingOut) return Promise.resolve();
     var before = storedAccount();
     try { localStorage.setItem(ACCOUNT_KEY, JSON.stringify(account)); } catch (e) { /* private mode */ }
     showWho(account);
@@ -204,7 +211,7 @@
   }
 
   function warmPages() {
-    if (!("caches" in window)) return Promise.resolve();
+    if (!("caches" in window) || signingOut) return Promise.resolve();
     return caches.open(PAGES).then(function (cache) {
       return Promise.all(PERSONAL.map(function (url) {
         return fetch(url, { credentials: "same-origin", cache: "no-store" }).then(function (response) {
@@ -267,30 +274,60 @@
     }, Promise.resolve()).catch(function () {});
   }
 
-  // Signing out: unsent work stays on the device for its author; the pages with personnel
-  // data go, and the device forgets who was signed in.
+  // Signing out: the session ends on the server first; only then are the pages with personnel
+  // data removed and the device forgets who was signed in. Unsent work stays for its author.
+  // Offline (or when the server does not answer) nothing changes, and the page says why.
+  var signingOut = false;
   function signOut(form) {
-    var token = form.querySelector("input[name=csrf_token]");
-    var fresh = sessionToken().then(function (session) {
-      if (token && session.csrf_token) token.value = session.csrf_token; // shells carry none
-    }).catch(function () {});
-    var timeout = new Promise(function (resolve) { setTimeout(resolve, 3000); });
-    return Promise.race([Promise.all([foldJournals(), purgePages(), fresh]), timeout]).then(function () {
+    if (signingOut) return Promise.resolve();
+    signingOut = true;
+    var button = form.querySelector("button[type=submit]");
+    if (button) button.disabled = true;
+    function fail(error) {
+      signingOut = false;
+      if (button) button.disabled = false;
+      var box = document.getElementById("messages");
+      if (!box) return;
+      box.innerHTML = "";
+      box.appendChild(el("p", error && error.answered
+        ? "The server did not sign you out (it answered " + error.answered + "). Nothing has changed on this device: reload the page and try again."
+        : "Signing out needs the connection to the server, and it is not there now. Nothing has changed: " +
+          "you are still signed in and your work stays on this device. Try again when you are back online.", "message warn"));
+    }
+    return foldJournals().then(sessionToken).then(function (session) {
+      var body = new URLSearchParams();
+      body.set("csrf_token", session.csrf_token || "");
+      return fetch("/logout", {
+        method: "POST", credentials: "same-origin", body: body,
+        headers: { "X-CSRF-Token": session.csrf_token || "" }
+      });
+    }).then(function (response) {
+      if (!response.ok) { var refused = new Error("logout " + response.status); refused.answered = response.status; throw refused; }
       try { localStorage.removeItem(ACCOUNT_KEY); } catch (e) { /* ignore */ }
-      form.dataset.signingOut = "1";
-      form.submit();
-    });
+      return purgePages();
+    }).then(function () {
+      location.href = "/login";
+    }, fail);
   }
 
   // --- talking to the server
+  // A request that never ends (a connection gone quiet) must not hold the outbox lock for
+  // ever: it is given up after `ms`, counted as a network failure, and tried again later.
+  function timed(url, options, ms) {
+    if (typeof AbortController === "undefined") return fetch(url, options);
+    var controller = new AbortController();
+    var timer = setTimeout(function () { controller.abort(); }, ms);
+    return fetch(url, Object.assign({ signal: controller.signal }, options)).finally(function () { clearTimeout(timer); });
+  }
+
   function online() {
-    return fetch("/api/ping", { cache: "no-store", credentials: "same-origin" })
+    return timed("/api/ping", { cache: "no-store", credentials: "same-origin" }, 15000)
       .then(function (r) { return r.ok; })
       .catch(function () { return false; });
   }
 
   function sessionToken() {
-    return fetch("/api/session", { cache: "no-store", credentials: "same-origin" })
+    return timed("/api/session", { cache: "no-store", credentials: "same-origin" }, 15000)
       .then(function (r) { if (!r.ok) throw new Error("session " + r.status); return r.json(); });
   }
 
@@ -316,8 +353,15 @@
     refreshBadge();
   }
 
+  var again = null;
   function flush(reason) {
-    if (flushing) return flushing;
+    if (signingOut) return Promise.resolve({ signingOut: true });
+    // One already running read the outbox before this call's reason (a new save, say): run
+    // once more when it ends, for every caller that asked meanwhile.
+    if (flushing) {
+      if (!again) again = flushing.then(function () { again = null; return flush(reason); });
+      return again;
+    }
     var work = function () { return doFlush(reason); };
     var locked = navigator.locks
       ? navigator.locks.request("walkthrough-outbox-flush", work)
@@ -339,7 +383,8 @@
           return noteAccount({ id: me, label: session.user.label }).then(function () {
             return claimUnowned(me);
           }).then(function () { return store.all("outbox"); }).then(function (fresh) {
-            var mine = fresh.map(upgradeRecord).filter(function (r) { return r.state === "waiting" && core.isMine(r, me); });
+            var mine = fresh.map(upgradeRecord).filter(function (r) { return r.state === "waiting" && core.isMine(r, me); })
+              .sort(function (a, b) { return (a.queued_at || "") < (b.queued_at || "") ? -1 : (a.queued_at || "") > (b.queued_at || "") ? 1 : 0; });
             if (!mine.length) return { sent: 0 };
             return deviceId().then(function (device) {
               return sendAll(mine, session.csrf_token, device, me, session.sync_limits || core.DEFAULT_LIMITS);
@@ -371,12 +416,12 @@
       var batch = queue.shift();
       var frozen = batch.map(function (r) { return { id: r.id, seq: r.seq, base_revision: r.base_revision, payload: r.payload }; });
       var body = JSON.stringify({ device_id: device, account_id: account, items: frozen.map(core.pushItem) });
-      return fetch("/api/sync/push", {
+      return timed("/api/sync/push", {
         method: "POST",
         credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": token },
         body: body
-      }).then(function (response) {
+      }, 120000).then(function (response) {
         if (response.status === 401) { setSignIn(true); return { signIn: true }; }
         if (response.status === 413) {
           return response.json().catch(function () { return null; }).then(function (answer) {
@@ -384,9 +429,9 @@
             limits = out.limits;
             var rest = [].concat.apply([], queue);
             var replanned = core.planBatches(rest, limits, device, account);
-            queue = out.retry.concat(replanned.batches, replanned.tooLarge.map(function (t) { return [t.record]; }));
+            queue = out.retry.concat(replanned.batches);
             var refused = out.tooLarge.map(function (r) { return { record: r, bytes: core.byteLength(body) }; });
-            return setAside(refused, null).then(step);
+            return setAside(refused.concat(replanned.tooLarge), limits.max_bytes < core.DEFAULT_LIMITS.max_bytes ? limits.max_bytes : null).then(step);
           });
         }
         if (!response.ok) throw new Error("push " + response.status);
@@ -580,6 +625,7 @@
         var me = currentAccountId();
         var file = {
           format: OUTBOX_FORMAT, kind: "walkthrough-unsent", exported_at: new Date().toISOString(), device_id: res[1],
+          account_id: me,
           items: res[0].filter(function (r) { return core.isMine(r, me); }).map(function (r) { return { id: r.id, base_revision: r.base_revision, payload: r.payload }; })
         };
         var blob = new Blob([JSON.stringify(file, null, 2)], { type: "application/json" });
@@ -599,10 +645,21 @@
       file.text().then(function (text) {
         var data = JSON.parse(text);
         if (data.kind !== "walkthrough-unsent" || !Array.isArray(data.items)) throw new Error("not a Walkthrough file");
+        var me = currentAccountId();
+        if (data.account_id !== undefined && data.account_id !== null && data.account_id !== me) {
+          result.textContent = "This file holds another account's observations: nothing was added. " +
+            "Ask its author to sign in here and add it, so that they are sent under their name.";
+          return null;
+        }
+        var added = 0, refused = 0;
         return data.items.reduce(function (chain, item) {
-          return chain.then(function () { return enqueue(item.id, item.base_revision || 0, item.payload, currentAccountId()); });
+          return chain.then(function () {
+            return enqueue(item.id, item.base_revision || 0, item.payload, me).then(
+              function () { added += 1; }, function () { refused += 1; });
+          });
         }, Promise.resolve()).then(function () {
-          result.textContent = data.items.length + " observation(s) added to this device's outbox; sending now.";
+          result.textContent = added + " observation(s) added to this device's outbox; sending now." +
+            (refused ? " " + refused + " left out: another account's observation with the same id waits on this device." : "");
           return flush("import");
         });
       }).catch(function (error) {

@@ -108,12 +108,15 @@ def test_a_lost_answer_then_an_edit_is_an_update_not_a_conflict(
     _ready_offline(page, live_server)
     teacher = "Lost Answer Teacher"
     calls = {"n": 0}
+    network = {"back": False}
 
     def lose_first_answer(route: Route) -> None:
         calls["n"] += 1
         if calls["n"] == 1:
             route.fetch()  # the server stores it…
             route.abort("connectionreset")  # …and the answer never reaches the tablet
+        elif not network["back"]:
+            route.abort("internetdisconnected")  # then the wifi drops for a while
         else:
             route.continue_()
 
@@ -127,11 +130,16 @@ def test_a_lost_answer_then_an_edit_is_an_update_not_a_conflict(
 
     page.locator("label[for=overall_discourse-4]").tap()  # the observer goes on editing
     page.get_by_role("button", name="Save draft").tap()
-    eventually(page, lambda: len(_outbox(page)) == 0)
-    revision = live_server.count(
-        "SELECT revision FROM observation WHERE teacher_name = :t", t=teacher
-    )
-    assert revision == 2
+    eventually(page, lambda: [(r["seq"], r["base_revision"]) for r in _outbox(page)] == [(2, 0)])
+    network["back"] = True
+    page.evaluate("Walkthrough.flush('test')")
+
+    def revision() -> int:
+        return live_server.count(
+            "SELECT revision FROM observation WHERE teacher_name = :t", t=teacher
+        )
+
+    eventually(page, lambda: revision() == 2 and len(_outbox(page)) == 0)
     conflicts = live_server.count(
         "SELECT count(*) FROM observation_conflict c JOIN observation o ON o.id = c.observation_id "
         "WHERE o.teacher_name = :t",

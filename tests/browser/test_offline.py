@@ -220,6 +220,7 @@ def test_a_new_service_worker_keeps_waiting_items_and_pages_working(
     )
     assert _count(own_server, teacher) == 0  # still waiting on the device
     page.unroute("**/api/sync/push")
+    page.goto(own_server.url + "/outbox")  # (a goto to the same address and # would not load)
     page.goto(capture_url)  # the cached capture page of the new build still opens the draft
     expect(page.locator("h1")).to_have_text(teacher)
     expect(page.locator("#overall_discourse-4")).to_be_checked()
@@ -250,6 +251,17 @@ def test_unsent_observations_move_by_file_and_are_not_doubled(
     expect(other.locator("[data-import-result]")).to_contain_text("1 observation(s) added")
     _wait_for(lambda: _count(live_server, teacher) == 1)
     other_device.close()
+
+    # Someone else's file is refused: it would send the coach's work under their name.
+    third_device = browser.new_context(viewport={"width": 820, "height": 1180}, has_touch=True)
+    third = third_device.new_page()
+    sign_in(third, live_server.url, "principal@demo.walkthrough.test", DEMO_PASSWORD)
+    third.wait_for_url(lambda url: "/login" not in url)
+    third.goto(live_server.url + "/outbox")
+    third.locator("[data-import]").set_input_files(path)
+    expect(third.locator("[data-import-result]")).to_contain_text("another account's observations")
+    assert third.evaluate("Walkthrough.store.all('outbox')") == []
+    third_device.close()
 
     tablet.set_offline(False)  # the first tablet still has it: its push is a duplicate
     page.get_by_role("button", name="Sync now").tap()

@@ -208,3 +208,24 @@ def test_sign_out_while_offline_work_waits_keeps_it_for_its_author(
     _sign_in(page, live_server, COACH)
     _wait_for(lambda: _stored(live_server, teacher) == 1)
     assert _observer_of(live_server, teacher) == COACH
+
+
+def test_signing_out_offline_changes_nothing_and_says_why(
+    live_server: LiveServer, tablet: BrowserContext
+) -> None:
+    page = tablet.new_page()
+    _sign_in(page, live_server, COACH)
+    page.goto(live_server.url + "/observations/new")
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.goto(live_server.url + "/outbox")
+    tablet.set_offline(True)
+    page.get_by_role("button", name="Sign out").tap()
+    expect(page.locator("#messages")).to_contain_text("Signing out needs the connection")
+    assert "/outbox" in _page_cache(page)
+    assert page.evaluate("localStorage.getItem('walkthrough-account')") is not None
+    tablet.set_offline(False)
+    _sign_out(page)  # back online, the same button signs out
+    assert _page_cache(page) == []
+    assert page.evaluate("localStorage.getItem('walkthrough-account')") is None
+    page.goto(live_server.url + "/outbox")
+    page.wait_for_url("**/login?next=/outbox")  # signed out on the server too

@@ -1,8 +1,8 @@
 // Walkthrough service worker. Generated per deployment: the cache name changes with every
 // build, so an update installs a fresh cache and removes the old ones. It never touches
 // POST requests or the API: queued observations live in IndexedDB, not here.
-// Two caches: CACHE holds what names nobody (static files, capture shells, rubric pages) and
-// PAGES the pages of the person signed in, which offline.js removes when they sign out or
+// Two caches: CACHE holds what names nobody (static files, capture shells) and PAGES every
+// page of the person signed in, which offline.js removes when they sign out or
 // someone else signs in on this device (a shared tablet).
 const CACHE = {{ cache_name|tojson }};
 const PAGES = "walkthrough-pages";
