@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path("data")
@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     build_id: str | None = None
     # The district's bar for "calibrated": share of ratings within one level of master.
     calibrated_within_one: float = 0.8
+    # The bar for calling Krippendorff's alpha reliable, judged by the low end of its 95%
+    # bootstrap interval (Krippendorff: .800), and the band for tentative conclusions (.667).
+    reliability_minimum: float = Field(default=0.800, ge=0, le=1)
+    reliability_tentative: float = Field(default=0.667, ge=0, le=1)
     # Addresses of the reverse proxies / load balancers whose X-Forwarded-For and
     # X-Forwarded-Proto are believed (comma-separated IPs or CIDR ranges). Never "*": any
     # client could then choose the address that sign-in throttling counts.

@@ -3,7 +3,9 @@
 export 100,000 and 1,000,000 item rows of the long CSV from SQLite and PostgreSQL: rows per
        second, the server's peak memory, and the sqlite3 command line on the same rows.
 agreement  60 raters x 200 units, 5 ordinal levels, 10% missing: alpha next to the
-       krippendorff package, and the full report with a 1,000-resample interval.
+       krippendorff package, and the full report with a 1,000-resample interval; then a
+       calibration room at reveal: 60 guests x 6 items x 3 excerpts on a uvicorn, all 60
+       opening their report page at once (p50/p95, errors), right after reveal and again.
 load   100 clients for 30 s against a uvicorn on 127.0.0.1, each loading the capture page or
        pushing one observation in turn, with /api/ping sampled beside them: p50/p95/p99 per
        kind of request and the errors, on SQLite and PostgreSQL.
@@ -393,6 +395,111 @@ def bench_agreement(args: argparse.Namespace) -> None:
     ratio = t_ours_c / t_theirs_a
     print(f"    krippendorff package {t_theirs_a * 1000:8.2f} ms   ours/theirs {ratio:.2f}x")
     print(f"  full report with a 1,000-resample interval: {t_report * 1000:.1f} ms")
+    if not args.no_room:
+        with database("sqlite") as url, server(url) as base:
+            _bench_room(base, args.room)
+
+
+def _bench_room(base: str, raters: int) -> None:
+    """A calibration room at reveal: `raters` guests rate 6 items on 3 excerpts, the
+    facilitator reveals, and every rater opens their report page at the same moment."""
+    import threading
+
+    items = 6
+    facilitator = httpx.Client(base_url=base, timeout=120)
+    csrf = _sign_in(facilitator, "facilitator@demo.walkthrough.test")
+    page = facilitator.get("/calibration").text
+    rubric = re.search(r'<option value="(\d+)"[^>]*>Mathematical Discourse Quality[^<]*v2', page)
+    assert rubric, "the shipped math-discourse-quality v2 rubric"
+    created = facilitator.post(
+        "/calibration",
+        data={
+            "csrf_token": csrf,
+            "title": "Bench room",
+            "rubric_version_id": rubric.group(1),
+            "stimulus_title": "Excerpt 1",
+            "kind": "transcript",
+            "transcript": "T: Why?\nS: Because.",
+        },
+        follow_redirects=False,
+    )
+    session_id = int(created.headers["location"].rsplit("/", 1)[1])
+    for n in (2, 3):
+        facilitator.post(
+            f"/calibration/{session_id}/stimuli",
+            data={
+                "csrf_token": csrf,
+                "title": f"Excerpt {n}",
+                "kind": "transcript",
+                "transcript": "T: And then?\nS: We compared.",
+            },
+            follow_redirects=False,
+        )
+    setup_page = facilitator.get(f"/calibration/{session_id}").text
+    code = re.search(r"data-code>(\w+)<", setup_page).group(1)  # type: ignore[union-attr]
+    units = sorted(set(re.findall(r'name="master-(\d+)-([a-z_]+)"', setup_page)))
+    assert len(units) == 3 * items, units
+    facilitator.post(
+        f"/calibration/{session_id}/master",
+        data={"csrf_token": csrf, **{f"master-{st}-{key}": "3" for st, key in units}},
+        follow_redirects=False,
+    )
+    clients = []
+    for i in range(raters):
+        client = httpx.Client(base_url=base, timeout=120)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/join").text).group(1)  # type: ignore[union-attr]
+        client.post("/join", data={"csrf_token": token, "code": code, "name": f"Rater {i:02d}"})
+        body = [
+            {"stimulus_id": int(st), "item_key": key, "value": 1 + (i + k) % 4}
+            for k, (st, key) in enumerate(units)
+        ]
+        saved = client.post(
+            f"/api/calibration/{code}/ratings", json=body, headers={"X-CSRF-Token": token}
+        )
+        assert saved.status_code == 200, saved.text
+        clients.append(client)
+    facilitator.post(
+        f"/calibration/{session_id}/status",
+        data={"csrf_token": csrf, "action": "reveal"},
+        follow_redirects=False,
+    )
+
+    def wave() -> tuple[list[float], list[str]]:
+        barrier = threading.Barrier(len(clients))
+        times: list[float] = []
+        errors: list[str] = []
+
+        def open_report(client: httpx.Client) -> None:
+            barrier.wait()
+            t0 = time.perf_counter()
+            try:
+                r = client.get(f"/c/{code}")
+                if r.status_code != 200 or "<svg" not in r.text:
+                    errors.append(str(r.status_code))
+            except httpx.HTTPError as exc:
+                errors.append(type(exc).__name__)
+            times.append(time.perf_counter() - t0)
+
+        threads = [threading.Thread(target=open_report, args=(c,)) for c in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return times, errors
+
+    print(
+        f"calibration room at reveal: {raters} guest raters x {items} items x 3 excerpts, "
+        "SQLite, uvicorn on 127.0.0.1"
+    )
+    first, errors = wave()  # the report is built by the first request, the rest wait for it
+    print(f"  {raters} report pages at once, right after reveal: {_percentiles(first)}", end="")
+    print(f"  errors {len(errors)}")
+    second, errors = wave()
+    print(f"  {raters} report pages at once, again:              {_percentiles(second)}", end="")
+    print(f"  errors {len(errors)}")
+    for client in clients:
+        client.close()
+    facilitator.close()
 
 
 def _seed_observations(url: str, n_obs: int) -> None:
@@ -710,6 +817,8 @@ def main() -> None:
     agree = sub.add_parser("agreement", help="alpha and the full agreement report")
     agree.add_argument("--raters", type=int, default=60)
     agree.add_argument("--units", type=int, default=200)
+    agree.add_argument("--room", type=int, default=60, help="raters in the reveal-room part")
+    agree.add_argument("--no-room", action="store_true", help="skip the reveal-room part")
     export = sub.add_parser("export", help="streamed long CSV against the sqlite3 command line")
     export.add_argument("--sqlite-only", action="store_true")
     export.add_argument("--quick", action="store_true", help="13k and 130k rows instead")

@@ -218,24 +218,43 @@ def krippendorff_alpha(
     The interval resamples units with replacement (seeded, so reproducible) and recomputes
     alpha, marginals included, for each resample; undefined resamples are left out.
     """
+    stat, ci, _below = krippendorff_alpha_with_risk(data, level, resamples=resamples, seed=seed)
+    return stat, ci
+
+
+def krippendorff_alpha_with_risk(
+    data: Ratings,
+    level: Level,
+    *,
+    resamples: int = 1000,
+    seed: int = DEFAULT_SEED,
+    minimum: float = 0.800,
+) -> tuple[Stat, tuple[float, float] | None, float | None]:
+    """Alpha, its bootstrap 95% interval, and the share of bootstrap resamples whose alpha
+    falls below `minimum` (Krippendorff's q, the probability of failing to reach it)."""
     if level == "interval" and not all(
         isinstance(c, int | float) and not isinstance(c, bool) for c in data.categories
     ):
         raise AgreementInputError("Interval alpha needs numeric categories.")
     per_unit, unit_counts = _unit_coincidences(data.counts)
     if per_unit.shape[0] == 0:
-        return Stat(None, "No unit has two or more ratings."), None
+        return Stat(None, "No unit has two or more ratings."), None, None
     o = per_unit.sum(axis=0)
     n_c = unit_counts.sum(axis=0)
     value = _alpha_from(o, n_c, level, data.categories)
     if np.isnan(value):
-        return Stat(
-            None, "Every rating is the same level: there is no variation to agree on."
-        ), None
-    ci = None
-    if resamples > 0:
-        ci = _bootstrap(per_unit, unit_counts, level, data.categories, resamples, seed)
-    return Stat(float(value)), ci
+        return (
+            Stat(None, "Every rating is the same level: there is no variation to agree on."),
+            None,
+            None,
+        )
+    if resamples <= 0:
+        return Stat(float(value)), None, None
+    alphas = _bootstrap(per_unit, unit_counts, level, data.categories, resamples, seed)
+    if alphas.size == 0:
+        return Stat(float(value)), None, None
+    low, high = np.percentile(alphas, [2.5, 97.5])
+    return Stat(float(value)), (float(low), float(high)), float((alphas < minimum).mean())
 
 
 def _bootstrap(
@@ -245,7 +264,8 @@ def _bootstrap(
     categories: list[Category],
     resamples: int,
     seed: int,
-) -> tuple[float, float] | None:
+) -> Float:
+    """Alpha of each bootstrap resample of the units (undefined ones left out)."""
     rng = np.random.default_rng(seed)
     units = per_unit.shape[0]
     q = len(categories)
@@ -265,11 +285,7 @@ def _bootstrap(
     expected = (np.einsum("rk,rl->rkl", n_c, n_c) * d2).sum(axis=(1, 2)) / (n * (n - 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         alphas = np.where(expected > 0, 1.0 - observed / expected, np.nan)
-    alphas = alphas[~np.isnan(alphas)]
-    if alphas.size == 0:
-        return None
-    low, high = np.percentile(alphas, [2.5, 97.5])
-    return float(low), float(high)
+    return alphas[~np.isnan(alphas)]
 
 
 # --- kappas ---------------------------------------------------------------------------------
@@ -369,6 +385,160 @@ def alpha_band(value: float | None) -> str | None:
     return "not reliable: observers do not yet rate alike (below .667)"
 
 
+# Krippendorff (2004, 2019): rely on data only where alpha >= .800, draw tentative
+# conclusions where it is >= .667, and judge by the low end of the interval, not the point.
+RELIABLE_MINIMUM = 0.800
+TENTATIVE_MINIMUM = 0.667
+# Fewer units with two or more ratings than this: too few to judge reliability at all.
+MIN_UNITS_TO_JUDGE = 5
+# The prevalence paradox is flagged when the most used level holds this share of all ratings,
+# or (scales of four or more levels) the two most used levels hold the second share.
+PREVALENCE_ONE_LEVEL = 0.80
+PREVALENCE_TWO_LEVELS = 0.90
+
+
+def within_one_by_chance(levels: int) -> float | None:
+    """Within-one agreement of two raters guessing uniformly at random on `levels` ordered
+    levels: (3q - 2) / q^2, so .52 on 5 levels, .63 on 4, .78 on 3."""
+    if levels < 2:
+        return None
+    return (3 * levels - 2) / levels**2
+
+
+def alpha_verdict(
+    value: float | None,
+    ci: tuple[float, float] | None,
+    p_below: float | None,
+    units: int,
+    minimum: float = RELIABLE_MINIMUM,
+    tentative: float = TENTATIVE_MINIMUM,
+) -> dict[str, Any]:
+    """Whether alpha lets the ratings be trusted, judged by its bootstrap interval: reliable
+    only when even the interval's low end reaches `minimum`."""
+
+    def verdict(code: str, words: str) -> dict[str, Any]:
+        return {
+            "code": code,
+            "words": words,
+            "minimum": minimum,
+            "tentative": tentative,
+            "p_below_minimum": p_below,
+        }
+
+    if value is None:
+        return verdict("undefined", "Alpha cannot be computed for these ratings (see why).")
+    if units < MIN_UNITS_TO_JUDGE or ci is None:
+        return verdict(
+            "too_few",
+            f"Too few rated units to judge reliability ({units}; at least {MIN_UNITS_TO_JUDGE} "
+            "with two or more ratings): rate more excerpts or items before trusting alpha.",
+        )
+    low = ci[0]
+    chance = f"{p_below:.0%}" if p_below is not None else "unknown"
+    if low >= minimum:
+        return verdict(
+            "reliable",
+            f"Reliable: even the low end of the 95% interval ({low:.3f}) reaches the required "
+            f"{minimum:.3f}.",
+        )
+    if low >= tentative:
+        return verdict(
+            "tentative",
+            f"Tentative: the 95% interval's low end ({low:.3f}) is above {tentative:.3f} but "
+            f"below the required {minimum:.3f} (chance alpha is below it: {chance}).",
+        )
+    if value >= minimum:
+        return verdict(
+            "uncertain",
+            f"Not yet reliable: alpha is {value:.3f}, but its 95% interval starts at {low:.3f}, "
+            f"so the data cannot rule out much lower agreement (chance alpha is below "
+            f"{minimum:.3f}: {chance}). Rate more excerpts to narrow it.",
+        )
+    return verdict(
+        "not_reliable",
+        f"Not reliable: observers do not yet rate alike (chance alpha is below {minimum:.3f}: "
+        f"{chance}).",
+    )
+
+
+def _notes(
+    data: Ratings,
+    ordered: bool,
+    complete_units: int,
+    stats: dict[str, Stat],
+    exact: Stat,
+    within: Stat,
+) -> list[dict[str, str]]:
+    """Plain-word notes on what the numbers mean, each with a code a script can test."""
+    notes: list[dict[str, str]] = []
+    totals = data.counts.sum(axis=0)
+    n = float(totals.sum())
+    if complete_units and complete_units < data.n_units:
+        notes.append(
+            {
+                "code": "fleiss_complete_units",
+                "message": f"Fleiss' kappa uses the {complete_units} of {data.n_units} units "
+                "that every rater rated; Krippendorff's alpha uses every unit with two or more "
+                "ratings.",
+            }
+        )
+    if not ordered:
+        notes.append(
+            {
+                "code": "nominal",
+                "message": "Nominal data: within-one agreement and weighted statistics are "
+                "not reported.",
+            }
+        )
+    used = [(float(totals[k]), c) for k, c in enumerate(data.categories) if totals[k] > 0]
+    used.sort(key=lambda t: -t[0])
+    if n > 0 and len(used) == 1:
+        notes.append(
+            {
+                "code": "one_level",
+                "message": f"Every rating was level {used[0][1]}: alpha and the kappas cannot "
+                "be computed, because there is no variation to agree on. Exact agreement is "
+                "100%.",
+            }
+        )
+    elif n > 0:
+        top = used[0][0] / n
+        top_two = (used[0][0] + used[1][0]) / n
+        concentrated = top >= PREVALENCE_ONE_LEVEL or (
+            len(data.categories) >= 4 and top_two >= PREVALENCE_TWO_LEVELS
+        )
+        if concentrated:
+            where = (
+                f"{top:.0%} of all ratings were level {used[0][1]}"
+                if top >= PREVALENCE_ONE_LEVEL
+                else f"{top_two:.0%} of all ratings were levels {used[0][1]} and {used[1][1]}"
+            )
+            agree = f" ({exact.value:.0%} exact agreement)" if exact.value is not None else ""
+            notes.append(
+                {
+                    "code": "prevalence",
+                    "message": f"{where}. When nearly every rating is the same, the agreement "
+                    "expected by chance is close to 100%, so Krippendorff's alpha and the kappas "
+                    f"come out low even though raters agree{agree}: the prevalence paradox. Read "
+                    "Gwet's AC1/AC2, which resist it, and exact and within-one agreement instead.",
+                }
+            )
+    for name, stat in stats.items():
+        if stat.value is None and stat.reason:
+            notes.append({"code": "undefined", "message": f"{name}: {stat.reason}"})
+    if ordered and within.value is not None:
+        chance = within_one_by_chance(len(data.categories))
+        if chance is not None:
+            notes.append(
+                {
+                    "code": "within_one_chance",
+                    "message": f"Within-one agreement {within.value:.0%}; raters guessing at "
+                    f"random on these {len(data.categories)} levels would reach {chance:.0%}.",
+                }
+            )
+    return notes
+
+
 # --- the full report --------------------------------------------------------------------------
 
 
@@ -386,8 +556,11 @@ def report(
     master: Sequence[Category | None] | None = None,
     resamples: int = 1000,
     seed: int = DEFAULT_SEED,
+    minimum: float = RELIABLE_MINIMUM,
+    tentative: float = TENTATIVE_MINIMUM,
 ) -> dict[str, Any]:
-    """Every statistic of the agreement report, as JSON-ready data."""
+    """Every statistic of the agreement report, as JSON-ready data, with notes that explain
+    undefined and paradoxical values and a verdict on alpha that respects its interval."""
     data = Ratings(ratings, categories)
     rater_names = list(raters) if raters else [f"Rater {i + 1}" for i in range(data.n_raters)]
     unit_names = list(units) if units else [f"Unit {i + 1}" for i in range(data.n_units)]
@@ -395,18 +568,12 @@ def report(
         raise AgreementInputError(f"{len(rater_names)} rater names for {data.n_raters} raters.")
     if len(unit_names) != data.n_units:
         raise AgreementInputError(f"{len(unit_names)} unit names for {data.n_units} units.")
-    notes: list[str] = []
     ordered = level != "nominal"
 
-    alpha, ci = krippendorff_alpha(data, level, resamples=resamples, seed=seed)
+    alpha, ci, p_below = krippendorff_alpha_with_risk(
+        data, level, resamples=resamples, seed=seed, minimum=minimum
+    )
     fleiss, complete_units = fleiss_kappa(data)
-    if complete_units and complete_units < data.n_units:
-        notes.append(
-            f"Fleiss' kappa uses the {complete_units} of {data.n_units} units that every rater "
-            "rated; Krippendorff's alpha uses every unit with two or more ratings."
-        )
-    if not ordered:
-        notes.append("Nominal data: within-one agreement and weighted statistics are not reported.")
     exact = exact_agreement(data)
     within = within_one_agreement(data, level)
     ac1 = gwet_ac(data, "identity")
@@ -426,9 +593,21 @@ def report(
                 "exact_agreement": float(agreeing[u] / pairs[u]) if pairs[u] > 0 else None,
             }
         )
-    for stat_name, stat in (("Krippendorff's alpha", alpha), ("Fleiss' kappa", fleiss)):
-        if stat.value is None and stat.reason:
-            notes.append(f"{stat_name}: {stat.reason}")
+    notes = _notes(
+        data,
+        ordered,
+        complete_units,
+        {
+            "Krippendorff's alpha": alpha,
+            "Fleiss' kappa": fleiss,
+            "Gwet's AC1": ac1,
+            **({"Gwet's AC2": ac2} if ordered else {}),
+        },
+        exact,
+        within,
+    )
+    judged_units = int((data.counts.sum(axis=1) >= 2).sum())
+    verdict = alpha_verdict(alpha.value, ci, p_below, judged_units, minimum, tentative)
     return {
         "n_raters": data.n_raters,
         "n_units": data.n_units,
@@ -436,6 +615,9 @@ def report(
         "level": level,
         "exact_agreement": _round(exact.value),
         "within_one_agreement": _round(within.value),
+        "within_one_by_chance": _round(within_one_by_chance(len(data.categories)))
+        if ordered
+        else None,
         "krippendorff_alpha": {
             "value": alpha.value,
             "ci95": list(ci) if ci else None,
@@ -443,7 +625,8 @@ def report(
             "resamples": resamples,
             "seed": seed,
             "reason": alpha.reason,
-            "interpretation": alpha_band(alpha.value),
+            "interpretation": verdict["words"] if alpha.value is not None else None,
+            "verdict": verdict,
         },
         "fleiss_kappa": {**fleiss.as_dict(kappa_band(fleiss.value)), "units": complete_units},
         "gwet_ac1": ac1.as_dict(kappa_band(ac1.value)),

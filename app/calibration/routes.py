@@ -2,6 +2,8 @@
 
 import csv
 import io
+from collections import OrderedDict
+from html import escape
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -74,7 +76,14 @@ def _limited(request: Request) -> None:
         )
 
 
-def _analyse(req: AgreementRequest) -> dict[str, Any]:
+def _bar(request: Request) -> tuple[float, float]:
+    """The district's reliability bar (settings: minimum, tentative band), for the calculator
+    and the session reports alike."""
+    settings = request.app.state.settings
+    return settings.reliability_minimum, settings.reliability_tentative
+
+
+def _analyse(req: AgreementRequest, bar: tuple[float, float]) -> dict[str, Any]:
     cells = len(req.ratings) * max((len(r) for r in req.ratings), default=0)
     if cells > MAX_CELLS:
         raise Invalid(
@@ -90,6 +99,8 @@ def _analyse(req: AgreementRequest) -> dict[str, Any]:
             master=req.master,
             resamples=req.resamples,
             seed=req.seed,
+            minimum=bar[0],
+            tentative=bar[1],
         )
     except agreement.AgreementInputError as exc:
         raise Invalid(str(exc), details=[{"field": "ratings", "message": str(exc)}]) from exc
@@ -116,7 +127,7 @@ async def calculate(request: Request) -> JSONResponse:
         ]
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
         raise Invalid(summary or "The request is not valid JSON.", details=details) from exc
-    return JSONResponse(await run_in_threadpool(_analyse, req))
+    return JSONResponse(await run_in_threadpool(_analyse, req, _bar(request)))
 
 
 @router.get("/agreement", response_class=HTMLResponse)
@@ -142,7 +153,7 @@ async def calculator_upload(
     data = await file.read(MAX_BODY_BYTES + 1) if file is not None else b""
     try:
         req = _request_from_csv(data, categories, level)
-        report = await run_in_threadpool(_analyse, req)
+        report = await run_in_threadpool(_analyse, req, _bar(request))
     except Invalid as exc:
         return render(
             request,
@@ -307,8 +318,9 @@ def setup_page(
 ) -> Response:
     """The facilitator's page: join code, items, stimuli, master scores, the live board."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
+    part = "actions" if request.headers.get("HX-Target") == "status-actions" else "board"
     return render(
-        request, "calibration/setup.html", _setup_context(session, calibration), block="board"
+        request, "calibration/setup.html", _setup_context(session, calibration), block=part
     )
 
 
@@ -390,30 +402,70 @@ def change_status(
     return RedirectResponse(target, status_code=303)
 
 
+# A rater x rater grid is readable up to about this many raters (on a tablet; a phone
+# scrolls it); a larger room gets the table of each rater against master instead.
+HEATMAP_MAX_RATERS = 24
+
+# The report's charts are the same for everyone in the room but for one label (the viewer's
+# own name on the heat map), so they are drawn once per report version and kept here.
+_CHARTS: OrderedDict[tuple[int, str, bool], tuple[dict[str, str], str | None]] = OrderedDict()
+
+
+def _report_charts(
+    session_id: int, data: dict[str, Any], names: bool
+) -> tuple[dict[str, str], str | None]:
+    latest = data["latest"]
+    you = data.get("you", {}).get("label")  # the viewer's anonymous label, and their name
+    own = data.get("you", {}).get("name") if you else None
+    if own is not None and own not in latest["raters"]:
+        own = None  # the viewer has not rated this round
+    key = (session_id, str(data.get("version")), names)
+    cached = _CHARTS.get(key)
+    if cached is None:
+        labels = [you if own is not None and n == own else n for n in latest["raters"]]
+        charts = {}
+        for item_key, item in latest["items"].items():
+            counts = [item["distribution"].get(v, 0) for v, _label in item["levels"]]
+            charts[item_key] = stacked_bars(
+                [("All ratings", counts)],
+                [f"{v} {lab}" for v, lab in item["levels"]],
+                title=item["title"],
+            )
+        heat = None
+        session_stats = latest.get("session") or {}
+        if session_stats.get("pairwise") and len(latest["raters"]) <= HEATMAP_MAX_RATERS:
+            index = {n: i for i, n in enumerate(latest["raters"])}
+            cells: dict[tuple[int, int], float | None] = {(i, i): 1.0 for i in range(len(index))}
+            for p in session_stats["pairwise"]:
+                a, b = index[p["raters"][0]], index[p["raters"][1]]
+                cells[(a, b)] = cells[(b, a)] = p["weighted_kappa_quadratic"]
+            heat = heatmap(labels, cells, title="Quadratic weighted kappa between raters")
+        cached = (charts, heat)
+        _CHARTS[key] = cached
+        while len(_CHARTS) > 64:
+            _CHARTS.popitem(last=False)
+    charts, heat = cached
+    if heat is not None and own is not None and you:
+        heat = heat.replace(f">{escape(you[:16])}<", f">{escape(own[:16])}<")
+    return charts, heat
+
+
 def _report_context(
-    session: Session, calibration: CalibrationSession, rater_id: int | None, names: bool
+    request: Request,
+    session: Session,
+    calibration: CalibrationSession,
+    rater_id: int | None,
+    names: bool,
 ) -> dict[str, Any]:
     data = service.report(
-        session=session, calibration=calibration, viewer_rater_id=rater_id, names_visible=names
+        session=session,
+        calibration=calibration,
+        viewer_rater_id=rater_id,
+        names_visible=names,
+        bar=_bar(request),
     )
     latest = data["latest"]
-    charts = {}
-    for key, item in latest["items"].items():
-        counts = [item["distribution"].get(v, 0) for v, _label in item["levels"]]
-        charts[key] = stacked_bars(
-            [("All ratings", counts)],
-            [f"{v} {lab}" for v, lab in item["levels"]],
-            title=item["title"],
-        )
-    heat = None
-    session_stats = latest.get("session") or {}
-    if session_stats.get("pairwise"):
-        index = {n: i for i, n in enumerate(latest["raters"])}
-        cells: dict[tuple[int, int], float | None] = {(i, i): 1.0 for i in range(len(index))}
-        for p in session_stats["pairwise"]:
-            a, b = index[p["raters"][0]], index[p["raters"][1]]
-            cells[(a, b)] = cells[(b, a)] = p["weighted_kappa_quadratic"]
-        heat = heatmap(latest["raters"], cells, title="Quadratic weighted kappa between raters")
+    charts, heat = _report_charts(calibration.id or 0, data, names)
     s = service.setup(session=session, calibration=calibration)
     return {
         "c": calibration,
@@ -422,6 +474,7 @@ def _report_context(
         "latest": latest,
         "charts": charts,
         "heat": heat,
+        "heatmap_max": HEATMAP_MAX_RATERS,
         "masters": service.masters(session=session, calibration=calibration),
     }
 
@@ -433,17 +486,25 @@ def facilitator_report(
     """The report with every rater's name (the facilitator may look before reveal)."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
     return render(
-        request, "calibration/report.html", _report_context(session, calibration, None, True)
+        request,
+        "calibration/report.html",
+        _report_context(request, session, calibration, None, True),
     )
 
 
 @router.get("/api/calibration/sessions/{session_id}/report", tags=["calibration"])
-def facilitator_report_json(user: Facilitator, session: SessionDep, session_id: Id) -> JSONResponse:
+def facilitator_report_json(
+    request: Request, user: Facilitator, session: SessionDep, session_id: Id
+) -> JSONResponse:
     """The report as JSON, for the facilitator."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
     return JSONResponse(
         service.report(
-            session=session, calibration=calibration, viewer_rater_id=None, names_visible=True
+            session=session,
+            calibration=calibration,
+            viewer_rater_id=None,
+            names_visible=True,
+            bar=_bar(request),
         )
     )
 
@@ -601,7 +662,7 @@ def rate_page(request: Request, user: OptionalUser, session: SessionDep, code: s
     if rater is None:
         return RedirectResponse(f"/join?code={calibration.code}", status_code=303)
     if calibration.status == SessionStatus.revealed:
-        context = _report_context(session, calibration, rater.id, False)
+        context = _report_context(request, session, calibration, rater.id, False)
         context["rater"] = rater
         return render(request, "calibration/report.html", context)
     s = service.setup(session=session, calibration=calibration)
@@ -697,7 +758,11 @@ def participant_report(
         raise Forbidden("The report is shown after the facilitator reveals it.")
     return JSONResponse(
         service.report(
-            session=session, calibration=calibration, viewer_rater_id=rater.id, names_visible=False
+            session=session,
+            calibration=calibration,
+            viewer_rater_id=rater.id,
+            names_visible=False,
+            bar=_bar(request),
         )
     )
 

@@ -1,10 +1,15 @@
 """Calibration sessions: create and set up, join by code, rate blind, close, reveal, rounds,
 the report, and each observer's calibration history."""
 
+import hashlib
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -348,7 +353,19 @@ def progress(*, session: Session, calibration: CalibrationSession) -> list[dict[
 
 
 def set_status(*, session: Session, calibration: CalibrationSession, action: str) -> None:
-    """close, reveal, reopen, or next_round (a fresh blind round after discussion)."""
+    """close, reveal, reopen, or next_round (a fresh blind round after discussion). Reveal
+    and a new round wait for the first rating of the current round."""
+    if action in ("reveal", "next_round"):
+        rated = session.exec(
+            select(Rating.id).where(
+                Rating.session_id == calibration.id, Rating.round == calibration.current_round
+            )
+        ).first()
+        if rated is None:
+            raise Conflict(
+                f"Nobody has rated in round {calibration.current_round} yet: there is nothing "
+                "to reveal or to compare a new round with."
+            )
     if action == "close":
         calibration.status = SessionStatus.closed
     elif action == "reopen":
@@ -364,7 +381,101 @@ def set_status(*, session: Session, calibration: CalibrationSession, action: str
     session.flush()
 
 
-# --- the report -----------------------------------------------------------------------------
+# --- the report, computed once per state of the session -----------------------------------
+# At reveal a whole room opens the report at once. Its statistics (bootstrap intervals,
+# every pair of raters) take a second or more, so they are computed once for each state of
+# the session's data (a fingerprint of its ratings, raters, stimuli and master scores) with
+# everyone anonymised, kept in this process, and relabelled per viewer. One request builds
+# it while the others for the same session wait for it; a late rating or a new master score
+# changes the fingerprint, and the next view builds it again. Each app server keeps its own.
+_REPORT_CACHE_SIZE = 32
+_Cached = tuple[str, dict[str, Any], dict[str, list[tuple[str | int, ...]]]]
+_reports: OrderedDict[tuple[int, int], _Cached] = OrderedDict()
+_reports_guard = threading.Lock()
+_build_locks: dict[tuple[int, int], threading.Lock] = {}
+
+
+def _build_lock(key: tuple[int, int]) -> threading.Lock:
+    with _reports_guard:
+        return _build_locks.setdefault(key, threading.Lock())
+
+
+def _fingerprint(
+    session: Session,
+    calibration: CalibrationSession,
+    s: Setup,
+    raters: list[Rater],
+    master: dict[tuple[int, str], MasterScore],
+) -> str:
+    """What the report is computed from, as a hash (well under a millisecond to compute)."""
+    # The ratings as aggregates (one row however large the room): a new or changed rating
+    # moves the count, the sums or the latest update time.
+    ratings = session.execute(
+        sa_select(
+            func.count(),
+            func.coalesce(func.sum(col(Rating.value)), 0),
+            func.coalesce(func.sum(col(Rating.value) * col(Rating.id)), 0),
+            func.coalesce(func.sum(col(Rating.round) * col(Rating.id)), 0),
+            func.max(col(Rating.id)),
+            func.max(col(Rating.updated_at)),
+        ).where(col(Rating.session_id) == calibration.id)
+    ).one()
+    state = (
+        calibration.current_round,
+        calibration.rubric_version_id,
+        list(calibration.item_keys),
+        calibration.title,
+        calibration.code,
+        [(r.id, r.display_name) for r in raters],
+        [(st.id, st.position, st.title) for st in s.stimuli],
+        sorted((k[0], k[1], m.value, m.rationale) for k, m in master.items()),
+        tuple(ratings),
+    )
+    return hashlib.sha256(repr(state).encode()).hexdigest()
+
+
+Path = tuple[str | int, ...]
+
+
+def _label_paths(data: Any, labels: set[str]) -> dict[str, list[Path]]:
+    """Where each anonymous label sits in the report (computed once per report)."""
+    found: dict[str, list[Path]] = {}
+
+    def walk(node: Any, path: Path) -> None:
+        if isinstance(node, str):
+            if node in labels:
+                found.setdefault(node, []).append(path)
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, (*path, k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, (*path, i))
+
+    walk(data, ())
+    return found
+
+
+def _relabel(data: dict[str, Any], paths: dict[str, list[Path]], names: dict[str, str]) -> Any:
+    """The report with the anonymous labels in `names` replaced: only the containers on the
+    way to a replaced label are copied; the rest is shared with the cached report, which
+    nobody changes."""
+    root: dict[str, Any] = dict(data)
+    copies: dict[Path, Any] = {(): root}
+    for label, name in names.items():
+        for path in paths.get(label, []):
+            node: Any = root
+            for depth in range(1, len(path)):
+                prefix = path[:depth]
+                child = copies.get(prefix)
+                if child is None:
+                    original = node[path[depth - 1]]
+                    child = dict(original) if isinstance(original, dict) else list(original)
+                    node[path[depth - 1]] = child
+                    copies[prefix] = child
+                node = child
+            node[path[-1]] = name
+    return root
 
 
 def report(
@@ -374,14 +485,51 @@ def report(
     viewer_rater_id: int | None,
     names_visible: bool,
     resamples: int = 1000,
+    bar: tuple[float, float] = (agreement.RELIABLE_MINIMUM, agreement.TENTATIVE_MINIMUM),
 ) -> dict[str, Any]:
-    """The agreement report of every round (the latest in full), as JSON-ready data."""
+    """The agreement report of every round (the latest in full), as JSON-ready data: every
+    rater by name for the facilitator (`names_visible`), otherwise "Rater n" but for the
+    viewer. Computed once per state of the session (see above)."""
     s = setup(session=session, calibration=calibration)
     raters = raters_of(session=session, calibration=calibration)
     master = masters(session=session, calibration=calibration)
-    names = {}
-    for n, r in enumerate(raters, start=1):
-        names[r.id] = r.display_name if names_visible or r.id == viewer_rater_id else f"Rater {n}"
+    anonymous = {r.id: f"Rater {n}" for n, r in enumerate(raters, start=1)}
+    key = (calibration.id or 0, resamples)
+    fingerprint = _fingerprint(session, calibration, s, raters, master) + f"|{bar}"
+    with _build_lock(key):
+        with _reports_guard:
+            hit = _reports.get(key)
+        if hit is not None and hit[0] == fingerprint:
+            data, paths = hit[1], hit[2]
+        else:
+            data = _build_report(session, calibration, s, raters, master, anonymous, resamples, bar)
+            paths = _label_paths(data, set(anonymous.values()))
+            with _reports_guard:
+                _reports[key] = (fingerprint, data, paths)
+                _reports.move_to_end(key)
+                while len(_reports) > _REPORT_CACHE_SIZE:
+                    _reports.popitem(last=False)
+    shown = {
+        anonymous[r.id]: r.display_name for r in raters if names_visible or r.id == viewer_rater_id
+    }
+    result: dict[str, Any] = _relabel(data, paths, shown)
+    result["version"] = fingerprint[:16]  # changes whenever the report would
+    if viewer_rater_id is not None and viewer_rater_id in anonymous and not names_visible:
+        viewer = next(r for r in raters if r.id == viewer_rater_id)
+        result["you"] = {"label": anonymous[viewer_rater_id], "name": viewer.display_name}
+    return result
+
+
+def _build_report(
+    session: Session,
+    calibration: CalibrationSession,
+    s: Setup,
+    raters: list[Rater],
+    master: dict[tuple[int, str], MasterScore],
+    names: dict[int | None, str],
+    resamples: int,
+    bar: tuple[float, float],
+) -> dict[str, Any]:
     rounds = []
     for rnd in range(1, calibration.current_round + 1):
         rounds.append(
@@ -394,6 +542,7 @@ def report(
                 master,
                 rnd,
                 resamples if rnd == calibration.current_round else 0,
+                bar,
             )
         )
     latest = rounds[-1]
@@ -449,6 +598,7 @@ def _round_report(
     master: dict[tuple[int, str], MasterScore],
     rnd: int,
     resamples: int,
+    bar: tuple[float, float],
 ) -> dict[str, Any]:
     ratings: dict[tuple[Any, Any, str], int] = {
         (r.rater_id, r.stimulus_id, r.item_key): r.value
@@ -495,13 +645,20 @@ def _round_report(
             units=unit_names,
             master=master_row if has_master else None,
             resamples=resamples,
+            minimum=bar[0],
+            tentative=bar[1],
         )
         result["session"] = full
     else:
         result["session"] = {
             "krippendorff_alpha": {"value": None},
             "exact_agreement": None,
-            "notes": ["The rated items use different scales: see each item."],
+            "notes": [
+                {
+                    "code": "mixed_scales",
+                    "message": "The rated items use different scales: see each item.",
+                }
+            ],
         }
     for item in s.items:
         cols = [i for i, (_st, it) in enumerate(units) if it.key == item.key]

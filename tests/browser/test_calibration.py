@@ -36,6 +36,8 @@ def test_facilitator_runs_a_session_and_reveals_the_report(
     page.get_by_role("button", name="Create session").tap()
     code = page.locator("[data-code]").inner_text().strip()
     assert len(code) == 6
+    expect(page.get_by_role("button", name="Reveal the report")).to_be_disabled()  # nobody rated
+    expect(page.get_by_role("button", name="Open round 2")).to_be_disabled()
 
     raters = [_rater(browser, live_server, code, name) for name in ("Ana", "Ben")]
     for rater, level in zip(raters, ("2", "3"), strict=True):
@@ -56,7 +58,10 @@ def test_facilitator_runs_a_session_and_reveals_the_report(
         "2 joined · 2 done", timeout=10_000
     )
     screenshot(page, "calibration-board")
-    page.get_by_role("button", name="Reveal the report").tap()
+    # Once someone has rated, the page (without a reload) offers reveal, behind a confirmation.
+    page.locator("[data-confirm=reveal] summary").tap()
+    expect(page.locator("[data-confirm=reveal]")).to_contain_text("2 of 2 raters have rated")
+    page.get_by_role("button", name="Yes, reveal to everyone").tap()
     expect(page.locator("h1")).to_contain_text("agreement")
     expect(page.locator("[data-session-stats]")).to_be_visible()
     expect(page.locator(".heatmap")).to_be_visible()

@@ -291,3 +291,84 @@ def test_bad_input_says_exactly_what_is_wrong(ratings, categories, message) -> N
 def test_interval_needs_numbers() -> None:
     with pytest.raises(AgreementInputError, match="numeric categories"):
         ag.report([["a", "b"], ["a", "a"]], ["a", "b"], "interval", resamples=0)
+
+
+# --- numbers that explain themselves ----------------------------------------------------------
+
+
+def _codes(report: dict) -> list[str]:  # type: ignore[type-arg]
+    return [n["code"] for n in report["notes"]]
+
+
+def test_the_prevalence_paradox_is_named_and_explained() -> None:
+    # Nine raters, nine units: nearly everything is level 3, one rater sometimes says 2.
+    ratings = [[3] * 9 for _ in range(8)] + [[3, 3, 2, 3, 3, 3, 3, 2, 3]]
+    report = ag.report(ratings, [1, 2, 3, 4, 5], "ordinal", resamples=200)
+    assert report["exact_agreement"] > 0.9
+    assert report["krippendorff_alpha"]["value"] < 0.2  # low although raters agree
+    assert "prevalence" in _codes(report)
+    [note] = [n for n in report["notes"] if n["code"] == "prevalence"]
+    assert "98% of all ratings were level 3" in note["message"]
+    assert "AC1" in note["message"] and "exact agreement" in note["message"]
+    assert report["gwet_ac1"]["value"] > 0.9  # the paradox-resistant coefficient stays high
+
+
+def test_spread_ratings_carry_no_prevalence_note() -> None:
+    ratings = [[1, 2, 3, 4, 5, 1, 2, 3], [1, 2, 3, 4, 5, 2, 2, 3], [2, 2, 3, 5, 5, 1, 3, 3]]
+    report = ag.report(ratings, [1, 2, 3, 4, 5], "ordinal", resamples=0)
+    assert "prevalence" not in _codes(report)
+
+
+def test_a_single_level_says_why_nothing_can_be_computed() -> None:
+    report = ag.report([[3, 3, 3], [3, 3, 3]], [1, 2, 3, 4], "ordinal", resamples=0)
+    assert report["krippendorff_alpha"]["value"] is None
+    [note] = [n for n in report["notes"] if n["code"] == "one_level"]
+    assert note["message"].startswith("Every rating was level 3: alpha and the kappas cannot")
+    assert "undefined" in _codes(report)
+
+
+@pytest.mark.parametrize(("levels", "chance"), [(5, 0.52), (4, 0.625), (3, 0.778)])
+def test_within_one_by_chance(levels: int, chance: float) -> None:
+    assert ag.within_one_by_chance(levels) == pytest.approx(chance, abs=0.001)
+    ratings = [list(range(1, levels + 1)), list(range(1, levels + 1))]
+    report = ag.report(ratings, list(range(1, levels + 1)), "ordinal", resamples=0)
+    assert report["within_one_by_chance"] == pytest.approx(chance, abs=0.001)
+    assert "within_one_chance" in _codes(report)
+
+
+@pytest.mark.parametrize(
+    ("value", "ci", "units", "code"),
+    [
+        (0.90, (0.800, 0.95), 20, "reliable"),  # the low end exactly at the minimum
+        (0.90, (0.7999, 0.95), 20, "tentative"),
+        (0.80, (0.667, 0.90), 20, "tentative"),
+        (0.869, (0.355, 0.95), 20, "uncertain"),  # the point is high, the interval is not
+        (0.70, (0.6669, 0.80), 20, "not_reliable"),
+        (0.95, (0.90, 0.99), 4, "too_few"),
+        (0.95, None, 20, "too_few"),
+        (None, None, 20, "undefined"),
+    ],
+)
+def test_the_alpha_verdict_follows_the_interval(
+    value: float | None, ci: tuple[float, float] | None, units: int, code: str
+) -> None:
+    verdict = ag.alpha_verdict(value, ci, 0.25, units)
+    assert verdict["code"] == code
+    if code in ("tentative", "uncertain", "not_reliable"):
+        assert "25%" in verdict["words"]  # the chance alpha is below the minimum
+
+
+def test_the_district_bar_moves_the_verdict() -> None:
+    assert ag.alpha_verdict(0.8, (0.70, 0.9), 0.3, 20)["code"] == "tentative"
+    assert ag.alpha_verdict(0.8, (0.70, 0.9), 0.3, 20, minimum=0.7)["code"] == "reliable"
+
+
+def test_the_report_gives_the_share_of_resamples_below_the_minimum() -> None:
+    rng = random.Random(3)
+    truth = [rng.randint(1, 5) for _ in range(40)]
+    ratings = [[min(5, max(1, t + rng.choice([-1, 0, 1]))) for t in truth] for _ in range(4)]
+    report = ag.report(ratings, [1, 2, 3, 4, 5], "ordinal", resamples=500)
+    verdict = report["krippendorff_alpha"]["verdict"]
+    assert 0.0 <= verdict["p_below_minimum"] <= 1.0
+    low = report["krippendorff_alpha"]["ci95"][0]
+    assert (verdict["code"] == "reliable") == (low >= 0.8)

@@ -133,3 +133,14 @@ def test_csv_page_names_the_bad_row_and_column(client: TestClient) -> None:
         files={"file": ("r.csv", b"Ana,Ben\n1,2,3\n", "text/csv")},
     )
     assert "Row 2 has 3 cells but the header has 2." in ragged.text
+
+
+def test_the_api_returns_coded_notes_for_the_prevalence_case(client: TestClient) -> None:
+    ratings = [[3] * 9 for _ in range(8)] + [[3, 3, 2, 3, 3, 3, 3, 2, 3]]
+    body = client.post(
+        "/api/agreement", json={"ratings": ratings, "categories": [1, 2, 3, 4, 5]}
+    ).json()
+    codes = {n["code"] for n in body["notes"]}
+    assert "prevalence" in codes
+    assert all(set(n) == {"code", "message"} for n in body["notes"])
+    assert body["krippendorff_alpha"]["verdict"]["minimum"] == 0.8

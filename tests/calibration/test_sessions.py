@@ -348,3 +348,93 @@ def test_sixty_raters_rate_at_once_and_nothing_is_lost(
         {0: 15, 1: 15, 2: 15, 3: 15},
     )
     assert latest["items"]["sources_of_ideas"]["exact_agreement"] == 1.0
+
+
+def test_the_report_is_built_once_for_the_room_and_again_after_a_late_rating(
+    client: TestClient, world: World, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.calibration import service
+
+    builds: list[int] = []
+    real_build = service._build_report
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        builds.append(1)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_build_report", counting)
+    token = login(client, world.facilitator)
+    calibration = _create(client, token)
+    sid = _stimulus_id(app, calibration)
+    guests = []
+    for n, name in enumerate(("Ana", "Ben", "Cy", "Dee")):
+        guest, gtoken = _guest(app, calibration.code, name)
+        if name != "Dee":
+            _rate(guest, gtoken, calibration.code, {"questioning": n % 3}, sid)
+        guests.append((guest, gtoken))
+    client.post(
+        f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
+    )
+    seen = [g.get(f"/api/calibration/{calibration.code}/report").json() for g, _ in guests]
+    assert [r["latest"]["raters"] for r in seen[:3]] == [
+        ["Ana", "Rater 2", "Rater 3"],
+        ["Rater 1", "Ben", "Rater 3"],
+        ["Rater 1", "Rater 2", "Cy"],
+    ]  # one build, and each viewer still sees only their own name
+    assert client.get(f"/calibration/{calibration.id}/report").status_code == 200
+    full = client.get(f"/api/calibration/sessions/{calibration.id}/report").json()
+    assert full["latest"]["raters"] == ["Ana", "Ben", "Cy"]
+    assert len(builds) == 1
+    assert guests[0][0].get(f"/c/{calibration.code}").status_code == 200
+    assert len(builds) == 1
+
+    # A late rating (the facilitator reopens for Dee) makes the next view build it again.
+    client.post(
+        f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reopen"}
+    )
+    _rate(guests[3][0], guests[3][1], calibration.code, {"questioning": 2}, sid)
+    client.post(
+        f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
+    )
+    late = guests[3][0].get(f"/api/calibration/{calibration.code}/report").json()
+    assert late["latest"]["raters"] == ["Rater 1", "Rater 2", "Rater 3", "Dee"]
+    assert len(builds) == 2
+    # …and so does a changed master score.
+    client.post(
+        f"/calibration/{calibration.id}/master",
+        data={"csrf_token": token, f"master-{sid}-questioning": "1"},
+    )
+    again = client.get(f"/api/calibration/sessions/{calibration.id}/report").json()
+    assert again["master"][0]["value"] == 1
+    assert len(builds) == 3
+
+
+def test_reveal_and_a_new_round_wait_for_the_first_rating(
+    client: TestClient, world: World, app: FastAPI
+) -> None:
+    token = login(client, world.facilitator)
+    calibration = _create(client, token)
+    for action in ("reveal", "next_round"):
+        refused = client.post(
+            f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": action}
+        )
+        assert refused.status_code == 409, refused.text
+        assert "Nobody has rated in round 1 yet" in refused.text
+    part = client.get(
+        f"/calibration/{calibration.id}",
+        headers={"HX-Request": "true", "HX-Target": "status-actions"},
+    )
+    assert part.status_code == 200 and "<html" not in part.text
+    assert "disabled data-reveal" in part.text and 'hx-trigger="every 3s"' in part.text
+    guest, gtoken = _guest(app, calibration.code, "Ana")
+    _rate(guest, gtoken, calibration.code, {"questioning": 2}, _stimulus_id(app, calibration))
+    part = client.get(
+        f"/calibration/{calibration.id}",
+        headers={"HX-Request": "true", "HX-Target": "status-actions"},
+    ).text
+    assert 'data-confirm="reveal"' in part and "1 of 1 raters have rated" in part
+    assert "every 3s" not in part  # it stops asking once reveal is possible
+    revealed = client.post(
+        f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
+    )
+    assert revealed.status_code == 303
