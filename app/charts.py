@@ -60,6 +60,12 @@ def stacked_bars(
     return "".join(parts)
 
 
+UNDEFINED_PAIR = (
+    "kappa cannot be computed for this pair: between them they used a single level, so there "
+    "is no variation to agree on (their exact agreement is shown in the table)"
+)
+
+
 def heatmap(names: list[str], values: dict[tuple[int, int], float | None], *, title: str) -> str:
     """A rater x rater grid coloured by agreement (red below 0, blue above), values written in."""
     n = len(names)
@@ -84,7 +90,8 @@ def heatmap(names: list[str], values: dict[tuple[int, int], float | None], *, ti
     for (i, j), value in values.items():
         x, y = label_w + j * cell, label_w + i * cell
         if value is None:
-            fill, text = "#eceff3", "–"
+            # Undefined, not missing: said in the cell and in its tooltip.
+            fill, text = "#eceff3", "n/a"
         else:
             v = max(-1.0, min(1.0, value))
             shade = int(255 - abs(v) * 200)
@@ -92,7 +99,8 @@ def heatmap(names: list[str], values: dict[tuple[int, int], float | None], *, ti
             text = f"{value:.2f}"
         parts.append(
             f'<rect x="{x}" y="{y}" width="{cell - 2}" height="{cell - 2}" fill="{fill}">'
-            f"<title>{escape(names[i])} / {escape(names[j])}: {text}</title></rect>"
+            f"<title>{escape(names[i])} / {escape(names[j])}: "
+            f"{text if value is not None else UNDEFINED_PAIR}</title></rect>"
             f'<text x="{x + cell / 2 - 1}" y="{y + cell / 2 + 4}" font-size="11" '
             f'text-anchor="middle">{text}</text>'
         )

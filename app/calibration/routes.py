@@ -6,7 +6,7 @@ from collections import OrderedDict
 from html import escape
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr, ValidationError
@@ -677,6 +677,24 @@ def rate_page(request: Request, user: OptionalUser, session: SessionDep, code: s
             "done": rater.done_round >= calibration.current_round,
         },
     )
+
+
+@router.get("/c/{code}/state")
+def room_state(
+    request: Request,
+    user: OptionalUser,
+    session: SessionDep,
+    code: str,
+    seen: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    """What a rater's page polls (htmx, every few seconds): 204 while the session is as the
+    page shows it (`seen`: "round:status"), and a reload (HX-Refresh) once the facilitator has
+    revealed the report or opened a new round."""
+    calibration, _rater = _rater_or_join(request, session, code, user)
+    now = f"{calibration.current_round}:{calibration.status.value}"
+    if seen == now:
+        return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    return Response(status_code=200, headers={"HX-Refresh": "true", "Cache-Control": "no-store"})
 
 
 @router.post("/c/{code}/rate")

@@ -9,8 +9,19 @@ from tests.browser.conftest import LiveServer, screenshot, sign_in
 pytestmark = pytest.mark.browser
 
 
-def _rater(browser: Browser, server: LiveServer, code: str, name: str) -> Page:
-    context = browser.new_context(viewport={"width": 820, "height": 1180}, has_touch=True)
+PHONE = {"width": 390, "height": 844}
+
+
+def _rater(
+    browser: Browser,
+    server: LiveServer,
+    code: str,
+    name: str,
+    viewport: dict[str, int] | None = None,
+) -> Page:
+    context = browser.new_context(
+        viewport=viewport or {"width": 820, "height": 1180}, has_touch=True
+    )
     page = context.new_page()
     page.goto(server.url + "/join")
     page.get_by_label("Code").fill(code.lower())
@@ -71,4 +82,48 @@ def test_facilitator_runs_a_session_and_reveals_the_report(
     expect(raters[0].locator(".lede")).to_contain_text("you are Ana")
     expect(raters[0].locator("[data-item]")).to_have_count(4)
     for rater in raters:
+        rater.context.close()
+
+
+def test_rater_pages_follow_reveal_and_a_new_round_without_a_reload(
+    live_server: LiveServer, page: Page, browser: Browser
+) -> None:
+    sign_in(page, live_server.url, "facilitator@demo.walkthrough.test", DEMO_PASSWORD)
+    page.goto(live_server.url + "/calibration")
+    page.get_by_label("Title", exact=True).fill("Following the room")
+    page.get_by_label("Rubric").select_option(label="Math-Talk Learning Community v1")
+    page.get_by_label("First excerpt's title").fill("Grade 3 arrays")
+    page.get_by_label("Transcript (one line per turn of talk)").fill("T: How many?\nS1: Twelve.")
+    page.get_by_role("button", name="Create session").tap()
+    code = page.locator("[data-code]").inner_text().strip()
+    tablet = _rater(browser, live_server, code, "Tess")
+    phone = _rater(browser, live_server, code, "Pim", viewport=PHONE)
+    for rater, level in ((tablet, "2"), (phone, "3")):
+        for item in (
+            "questioning",
+            "explaining_thinking",
+            "sources_of_ideas",
+            "responsibility_for_learning",
+        ):
+            rater.locator(f"label[for$='-{item}-{level}']").tap()
+        expect(rater.locator("[data-rate-status]")).to_have_text("Saved.")
+        rater.get_by_role("button", name="I am done").tap()
+        expect(rater.locator("[data-waiting]")).to_contain_text("nothing to reload")
+    # Reveal: both raters' pages turn into the report by themselves.
+    page.reload()
+    page.locator("[data-confirm=reveal] summary").tap()
+    page.get_by_role("button", name="Yes, reveal to everyone").tap()
+    for rater, name in ((tablet, "Tess"), (phone, "Pim")):
+        expect(rater.locator("h1")).to_contain_text("agreement", timeout=15_000)
+        expect(rater.locator(".lede")).to_contain_text(f"you are {name}")
+    screenshot(phone, "calibration-report-phone")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"] + 1
+    # A new round: the report gives way to a fresh, blind rating page.
+    page.goto(page.url.replace("/report", ""))  # the facilitator's session page
+    page.locator("[data-confirm=next_round] summary").tap()
+    page.get_by_role("button", name="Yes, open round 2").tap()
+    for rater in (tablet, phone):
+        expect(rater.locator(".lede")).to_contain_text("round 2", timeout=15_000)
+        expect(rater.get_by_role("button", name="I am done")).to_be_visible()
+    for rater in (tablet, phone):
         rater.context.close()

@@ -438,3 +438,25 @@ def test_reveal_and_a_new_round_wait_for_the_first_rating(
         f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
     )
     assert revealed.status_code == 303
+
+
+def test_a_rater_page_learns_when_the_room_moves_on(
+    client: TestClient, world: World, app: FastAPI
+) -> None:
+    token = login(client, world.facilitator)
+    calibration = _create(client, token)
+    guest, gtoken = _guest(app, calibration.code, "Ana")
+    state = f"/c/{calibration.code}/state"
+    assert guest.get(state, params={"seen": "1:open"}).status_code == 204
+    _rate(guest, gtoken, calibration.code, {"questioning": 2}, _stimulus_id(app, calibration))
+    client.post(
+        f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
+    )
+    moved = guest.get(state, params={"seen": "1:open"})
+    assert moved.status_code == 200 and moved.headers["HX-Refresh"] == "true"
+    assert guest.get(state, params={"seen": "1:revealed"}).status_code == 204
+    page = guest.get(f"/c/{calibration.code}").text
+    assert 'hx-get="/c/' + calibration.code + '/state?seen=1:revealed"' in page
+    stranger = TestClient(app, follow_redirects=False)
+    assert stranger.get(state, params={"seen": "1:open"}).status_code == 403
+    assert guest.get(state, params={"seen": "x" * 100}).status_code == 422
