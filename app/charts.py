@@ -60,6 +60,82 @@ def stacked_bars(
     return "".join(parts)
 
 
+def level_bars(
+    rows: list[tuple[str, list[int], int | None]], levels: list[str], *, title: str
+) -> str:
+    """One 100% bar per row (an excerpt) with its title above it, the count on each segment
+    and the master's level marked: outlined, with a caret and "master" under it. Drawn at its
+    own pixel size (it only shrinks below 400 px), so a phone shows it nearly full size;
+    the colour key is HTML beside it (see `legend`)."""
+    width, bar_h, label_h, mark_h, gap = 400, 28, 22, 20, 10
+    bar_w = width - 58
+    row_h = label_h + bar_h + mark_h + gap
+    height = max(1, len(rows)) * row_h
+    colours = [PALETTE[min(i, len(PALETTE) - 1)] for i in range(len(levels))]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}" '
+        f'class="chart level-bars"><title>{escape(title)}</title>'
+    ]
+    for r, (label, counts, master) in enumerate(rows):
+        y0 = r * row_h
+        short = label if len(label) <= 52 else label[:51] + "…"
+        parts.append(
+            f'<text x="0" y="{y0 + 15}" font-size="14" font-weight="600">{escape(short)}</text>'
+        )
+        y = y0 + label_h
+        total = sum(counts)
+        if not total:
+            parts.append(f'<text x="0" y="{y + 19}" font-size="14">No ratings</text>')
+            continue
+        offset = 0.0
+        spans = []
+        for i, count in enumerate(counts):
+            w = bar_w * count / total
+            spans.append((offset, w))
+            if count:
+                parts.append(
+                    f'<rect x="{offset:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" '
+                    f'fill="{colours[i]}"><title>{escape(label)}: {escape(levels[i])}: {count}'
+                    "</title></rect>"
+                )
+                if w >= 18:
+                    ink = "#fff" if i >= 3 else "#1b1f24"
+                    parts.append(
+                        f'<text x="{offset + w / 2:.1f}" y="{y + 19}" font-size="14" '
+                        f'text-anchor="middle" fill="{ink}">{count}</text>'
+                    )
+            offset += w
+        parts.append(f'<text x="{bar_w + 6}" y="{y + 19}" font-size="13">n={total}</text>')
+        if master is not None and 0 <= master < len(levels):
+            x, w = spans[master]
+            if w > 0:
+                parts.append(
+                    f'<rect x="{x + 1.5:.1f}" y="{y + 1.5}" width="{max(w - 3, 1):.1f}" '
+                    f'height="{bar_h - 3}" fill="none" stroke="#b3261e" stroke-width="3" '
+                    "data-master-mark/>"
+                )
+            cx = x + w / 2
+            tx = min(max(cx, 52), bar_w - 52)
+            parts.append(
+                f'<path d="M{cx:.1f} {y + bar_h + 1} l-6 8 h12 z" fill="#b3261e"/>'
+                f'<text x="{tx:.1f}" y="{y + bar_h + 20}" font-size="13" text-anchor="middle" '
+                f'fill="#b3261e">master: {escape(levels[master])}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def legend(levels: list[str]) -> str:
+    """The colour key of `level_bars` as HTML (readable at any width; wraps on a phone)."""
+    items = "".join(
+        f'<li><span class="swatch swatch-{min(i, len(PALETTE) - 1)}" aria-hidden="true"></span>'
+        f"{escape(name)}</li>"
+        for i, name in enumerate(levels)
+    )
+    return f'<ul class="legend">{items}</ul>'
+
+
 UNDEFINED_PAIR = (
     "kappa cannot be computed for this pair: between them they used a single level, so there "
     "is no variation to agree on (their exact agreement is shown in the table)"
@@ -67,28 +143,34 @@ UNDEFINED_PAIR = (
 
 
 def heatmap(names: list[str], values: dict[tuple[int, int], float | None], *, title: str) -> str:
-    """A rater x rater grid coloured by agreement (red below 0, blue above), values written in."""
+    """A rater x rater grid coloured by agreement (red below 0, blue above), values written in.
+    Rows carry the numbered full names (to 40 characters), columns the numbers; cells are
+    44 px and the grid is drawn at its pixel size (a phone scrolls it rather than shrinking
+    the text). Each name is marked `data-r` so a page can point out the viewer's own row."""
     n = len(names)
-    cell, label_w = 44, 120
-    size = label_w + n * cell
+    cell, top = 44, 28
+    shown = [name if len(name) <= 40 else name[:39] + "…" for name in names]
+    label_w = min(320, 40 + 8 * max((len(x) for x in shown), default=4))
+    width, height = label_w + n * cell, top + n * cell
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" width="{size}" '
-        f'role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" '
         f'aria-label="{escape(title)}" class="chart heatmap"><title>{escape(title)}</title>'
     ]
-    for i, name in enumerate(names):
-        y = label_w + i * cell + cell / 2 + 5
+    for i, name in enumerate(shown):
+        y = top + i * cell + cell / 2 + 5
         parts.append(
-            f'<text x="{label_w - 6}" y="{y}" font-size="12" text-anchor="end">'
-            f"{escape(name[:16])}</text>"
+            f'<text x="{label_w - 8}" y="{y}" font-size="14" text-anchor="end">'
+            f'<tspan font-weight="600">{i + 1}</tspan> '
+            f'<tspan data-r="{escape(names[i])}">{escape(name)}</tspan></text>'
         )
         x = label_w + i * cell + cell / 2
         parts.append(
-            f'<text x="{x}" y="{label_w - 6}" font-size="12" text-anchor="start" '
-            f'transform="rotate(-45 {x} {label_w - 6})">{escape(name[:16])}</text>'
+            f'<text x="{x}" y="{top - 8}" font-size="14" font-weight="600" '
+            f'text-anchor="middle">{i + 1}</text>'
         )
     for (i, j), value in values.items():
-        x, y = label_w + j * cell, label_w + i * cell
+        x, y = label_w + j * cell, top + i * cell
         if value is None:
             # Undefined, not missing: said in the cell and in its tooltip.
             fill, text = "#eceff3", "n/a"
@@ -97,12 +179,13 @@ def heatmap(names: list[str], values: dict[tuple[int, int], float | None], *, ti
             shade = int(255 - abs(v) * 200)
             fill = f"rgb({shade},{shade},255)" if v >= 0 else f"rgb(255,{shade},{shade})"
             text = f"{value:.2f}"
+        ink = "#fff" if value is not None and abs(value) > 0.75 else "#1b1f24"
         parts.append(
             f'<rect x="{x}" y="{y}" width="{cell - 2}" height="{cell - 2}" fill="{fill}">'
             f"<title>{escape(names[i])} / {escape(names[j])}: "
             f"{text if value is not None else UNDEFINED_PAIR}</title></rect>"
-            f'<text x="{x + cell / 2 - 1}" y="{y + cell / 2 + 4}" font-size="11" '
-            f'text-anchor="middle">{text}</text>'
+            f'<text x="{x + cell / 2 - 1}" y="{y + cell / 2 + 5}" font-size="13" '
+            f'text-anchor="middle" fill="{ink}">{text}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -37,8 +37,14 @@ class Settings(BaseSettings):
     # Names this deployment's pages and scripts for the offline cache; computed from the
     # files when unset. A new value makes every device fetch a new service worker.
     build_id: str | None = None
-    # The district's bar for "calibrated": share of ratings within one level of master.
-    calibrated_within_one: float = 0.8
+    # Certification of observers on a rubric: in each of their latest N revealed calibration
+    # sessions (N = certification_sessions_in_a_row), at least this share of their ratings
+    # within one level of master and this share exactly on it; valid this many days (one
+    # school year) from the last of those sessions.
+    calibrated_within_one: float = Field(default=0.8, ge=0, le=1)
+    certification_exact: float = Field(default=0.6, ge=0, le=1)
+    certification_sessions_in_a_row: int = Field(default=1, ge=1, le=10)
+    certification_valid_days: int = Field(default=365, ge=1, le=3650)
     # The bar for calling Krippendorff's alpha reliable, judged by the low end of its 95%
     # bootstrap interval (Krippendorff: .800), and the band for tentative conclusions (.667).
     reliability_minimum: float = Field(default=0.800, ge=0, le=1)

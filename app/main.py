@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         GZipMiddleware,
         minimum_size=500,
+        compresslevel=6,  # zlib's default: most of level 9's saving at a fraction of its CPU
         exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "text/csv", "application/zip"),
     )
     app.add_middleware(

@@ -31,6 +31,11 @@ class CalibrationSession(SQLModel, table=True):
     facilitator_id: int = Field(foreign_key="user.id", index=True)
     status: SessionStatus = Field(sa_type=SAEnum(SessionStatus, native_enum=False, length=20))
     current_round: int = 1
+    # Bumped by every change the report depends on but ratings (stimuli, master scores, items,
+    # raters joining, status): with the ratings' aggregates, what says the report is current.
+    revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # When the report was last revealed: the date a certification earned here counts from.
+    revealed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
@@ -91,6 +96,8 @@ class Rating(SQLModel, table=True):
     stimulus_id: int = Field(foreign_key="stimulus.id")
     item_key: str = Field(max_length=63)
     value: int
+    # An optional one-line "why", shown next to the distribution at reveal.
+    reason: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )

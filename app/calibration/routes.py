@@ -2,23 +2,25 @@
 
 import csv
 import io
+import re
+import threading
 from collections import OrderedDict
-from html import escape
 from typing import Annotated, Any, Literal
 
+import segno
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from markupsafe import Markup, escape
 from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr, ValidationError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from app.accounts.models import Role, User
 from app.calibration import agreement, service
-from app.calibration.models import CalibrationSession, Rater, Rating, SessionStatus
-from app.charts import heatmap, stacked_bars
-from app.db import MAX_ID, Id, SessionDep, parse_id, parse_int
+from app.calibration.models import CalibrationSession, Rater, SessionStatus, Stimulus
+from app.charts import heatmap, legend, level_bars
+from app.db import MAX_ID, Id, SessionDep, parse_id, parse_int, utcnow
 from app.errors import Forbidden, Invalid, NotFound, TooManyRequests
-from app.exports.csv import cell
 from app.rubrics.service import offered_versions
 from app.security import (
     CSRF_EXEMPT_PATHS,
@@ -27,7 +29,7 @@ from app.security import (
     RateLimiter,
     require_roles,
 )
-from app.web import render
+from app.web import render, templates
 
 router = APIRouter()
 
@@ -308,8 +310,23 @@ def _setup_context(session: Session, calibration: CalibrationSession) -> dict[st
         "masters": service.masters(session=session, calibration=calibration),
         "board": service.progress(session=session, calibration=calibration),
         "all_items": service.scale_items(s.definition),
+        "editable": not service.has_ratings(session=session, calibration=calibration),
         "errors": {},
     }
+
+
+# Before /calibration/{session_id}, which would take the word for an id.
+@router.get("/calibration/certification", response_class=HTMLResponse)
+def certification_page(request: Request, user: Facilitator, session: SessionDep) -> Response:
+    """Every observer's calibration history and certification status, per rubric."""
+    rule = certification_rule(request)
+    chosen, rubrics = rubric_filter(request, session)
+    rows = service.certification(session=session, rule=rule, now=utcnow(), rubric_slug=chosen)
+    return render(
+        request,
+        "calibration/certification.html",
+        {"rule": rule, "rows": rows, "rubrics": rubrics, "chosen": chosen or ""},
+    )
 
 
 @router.get("/calibration/{session_id}", response_class=HTMLResponse)
@@ -319,9 +336,28 @@ def setup_page(
     """The facilitator's page: join code, items, stimuli, master scores, the live board."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
     part = "actions" if request.headers.get("HX-Target") == "status-actions" else "board"
-    return render(
-        request, "calibration/setup.html", _setup_context(session, calibration), block=part
+    context = _setup_context(session, calibration)
+    join_url = f"{request.base_url}join?code={calibration.code}"
+    context.update(join_url=join_url, join_qr=join_qr(join_url))
+    return render(request, "calibration/setup.html", context, block=part)
+
+
+def join_qr(url: str) -> Markup:
+    """The join link as a QR code, an inline SVG drawn on the server (segno): a room points
+    its phones at the board and joins in seconds."""
+    out = io.BytesIO()
+    segno.make(url, error="m").save(
+        out,
+        kind="svg",
+        scale=6,
+        border=2,
+        xmldecl=False,
+        svgns=True,
+        nl=False,
+        title="QR code: join this session",
+        svgclass="join-qr",
     )
+    return Markup(out.getvalue().decode())  # noqa: S704 (segno's SVG: it escapes the title)
 
 
 @router.post("/calibration/{session_id}/items")
@@ -331,20 +367,9 @@ async def set_items(
     """Choose which items raters rate (before anyone has rated)."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
     form = await request.form()
-    keys = [str(k) for k in form.getlist("item")]
-    available = [
-        i.key
-        for i in service.scale_items(
-            service.setup(session=session, calibration=calibration).definition
-        )
-    ]
-    chosen = [k for k in available if k in keys]
-    if not chosen:
-        raise Invalid("Choose at least one item to rate.")
-    if session.exec(select(Rating).where(Rating.session_id == calibration.id)).first():
-        raise Invalid("Raters have started: the items can no longer change.")
-    calibration.item_keys = chosen
-    session.add(calibration)
+    service.set_items(
+        session=session, calibration=calibration, keys=[str(k) for k in form.getlist("item")]
+    )
     return RedirectResponse(f"/calibration/{calibration.id}", status_code=303)
 
 
@@ -352,11 +377,37 @@ async def set_items(
 async def add_stimulus(
     request: Request, user: Facilitator, session: SessionDep, session_id: Id
 ) -> Response:
-    """Add another transcript excerpt or video clip."""
+    """Add another transcript excerpt or video clip (until the first rating)."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
     form = {k: str(v) for k, v in (await request.form()).items() if isinstance(v, str)}
     service.add_stimulus(session=session, calibration=calibration, **_stimulus_fields(form))
-    return RedirectResponse(f"/calibration/{calibration.id}", status_code=303)
+    return RedirectResponse(f"/calibration/{calibration.id}#excerpts", status_code=303)
+
+
+@router.post("/calibration/{session_id}/stimuli/{stimulus_id}")
+async def update_stimulus(
+    request: Request, user: Facilitator, session: SessionDep, session_id: Id, stimulus_id: Id
+) -> Response:
+    """Correct an excerpt's title, text or video (until the first rating)."""
+    calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
+    form = {k: str(v) for k, v in (await request.form()).items() if isinstance(v, str)}
+    service.update_stimulus(
+        session=session,
+        calibration=calibration,
+        stimulus_id=stimulus_id,
+        **_stimulus_fields(form),
+    )
+    return RedirectResponse(f"/calibration/{calibration.id}#excerpts", status_code=303)
+
+
+@router.post("/calibration/{session_id}/stimuli/{stimulus_id}/remove")
+def remove_stimulus(
+    user: Facilitator, session: SessionDep, session_id: Id, stimulus_id: Id
+) -> Response:
+    """Remove an excerpt and its master scores (until the first rating)."""
+    calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
+    service.remove_stimulus(session=session, calibration=calibration, stimulus_id=stimulus_id)
+    return RedirectResponse(f"/calibration/{calibration.id}#excerpts", status_code=303)
 
 
 @router.post("/calibration/{session_id}/master")
@@ -386,6 +437,7 @@ async def set_master(
 
 @router.post("/calibration/{session_id}/status")
 def change_status(
+    request: Request,
     user: Facilitator,
     session: SessionDep,
     session_id: Id,
@@ -394,6 +446,11 @@ def change_status(
     """Close rating, reveal the report, reopen, or start the next round."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
     service.set_status(session=session, calibration=calibration, action=action)
+    if action == "reveal":
+        # Build the report now, once, so the room that opens it at the same moment is served
+        # from the cache (the raters' pages reload within a few seconds of this).
+        _report_context(request, session, calibration, None, False)
+        templates.env.get_template("calibration/report.html")  # compiled once, now
     target = (
         f"/calibration/{calibration.id}/report"
         if action == "reveal"
@@ -406,48 +463,98 @@ def change_status(
 # scrolls it); a larger room gets the table of each rater against master instead.
 HEATMAP_MAX_RATERS = 24
 
-# The report's charts are the same for everyone in the room but for one label (the viewer's
-# own name on the heat map), so they are drawn once per report version and kept here.
-_CHARTS: OrderedDict[tuple[int, str, bool], tuple[dict[str, str], str | None]] = OrderedDict()
+_LINE_REFERENCE = re.compile(
+    r"\b(lines?|l\.)\s*(\d{1,4})(?:\s*(?:-|–|to)\s*(\d{1,4}))?", re.IGNORECASE
+)
 
 
-def _report_charts(
-    session_id: int, data: dict[str, Any], names: bool
-) -> tuple[dict[str, str], str | None]:
+def link_lines(text: str, stimulus: Stimulus) -> Markup:
+    """A rationale with its references to the excerpt's lines ("line 4", "lines 3-5",
+    "l. 7") linked to those lines of the transcript shown beside the report."""
+    count = len(stimulus.transcript.splitlines()) if stimulus.kind == "transcript" else 0
+    out: list[str] = []
+    last = 0
+    for match in _LINE_REFERENCE.finditer(text):
+        first = int(match.group(2))
+        if not 1 <= first <= count:
+            continue
+        out.append(escape(text[last : match.start()]))
+        out.append(
+            f'<a href="#x{stimulus.id}-l{first}" data-line-link>{escape(match.group(0))}</a>'
+        )
+        last = match.end()
+    out.append(escape(text[last:]))
+    return Markup("".join(out))  # noqa: S704 (every piece of text above is escaped)
+
+
+# The report's body is the same for everyone in the room but for the viewer's own label, so
+# it is rendered once per report version (and view: names or anonymous) and kept here; each
+# page swaps in "You" for the viewer's label, marked `data-r` wherever a rater is named.
+_BODIES: OrderedDict[tuple[int, str, bool], str] = OrderedDict()
+_bodies_guard = threading.Lock()
+
+
+def _report_body(
+    session: Session, calibration: CalibrationSession, data: dict[str, Any], names: bool
+) -> str:
+    key = (calibration.id or 0, str(data.get("version")), names)
+    with _bodies_guard:
+        body = _BODIES.get(key)
+    if body is not None:
+        return body
     latest = data["latest"]
-    you = data.get("you", {}).get("label")  # the viewer's anonymous label, and their name
-    own = data.get("you", {}).get("name") if you else None
-    if own is not None and own not in latest["raters"]:
-        own = None  # the viewer has not rated this round
-    key = (session_id, str(data.get("version")), names)
-    cached = _CHARTS.get(key)
-    if cached is None:
-        labels = [you if own is not None and n == own else n for n in latest["raters"]]
-        charts = {}
-        for item_key, item in latest["items"].items():
-            counts = [item["distribution"].get(v, 0) for v, _label in item["levels"]]
-            charts[item_key] = stacked_bars(
-                [("All ratings", counts)],
-                [f"{v} {lab}" for v, lab in item["levels"]],
-                title=item["title"],
+    s = service.setup(session=session, calibration=calibration)
+    stimuli = {st.id: st for st in s.stimuli}
+    show_masters = names or calibration.status == SessionStatus.revealed
+    charts: dict[str, Markup] = {}
+    for item_key, item in latest["items"].items():
+        values = [v for v, _label in item["levels"]]
+        level_names = [f"{v} {lab}" for v, lab in item["levels"]]
+        rows = []
+        for st in s.stimuli:
+            per = item.get("by_stimulus", {}).get(st.id)
+            if per is None:
+                continue
+            master = per["master"] if show_masters else None
+            rows.append(
+                (
+                    st.title,
+                    [per["counts"].get(v, 0) for v in values],
+                    values.index(master) if master in values else None,
+                )
             )
-        heat = None
-        session_stats = latest.get("session") or {}
-        if session_stats.get("pairwise") and len(latest["raters"]) <= HEATMAP_MAX_RATERS:
-            index = {n: i for i, n in enumerate(latest["raters"])}
-            cells: dict[tuple[int, int], float | None] = {(i, i): 1.0 for i in range(len(index))}
-            for p in session_stats["pairwise"]:
-                a, b = index[p["raters"][0]], index[p["raters"][1]]
-                cells[(a, b)] = cells[(b, a)] = p["weighted_kappa_quadratic"]
-            heat = heatmap(labels, cells, title="Quadratic weighted kappa between raters")
-        cached = (charts, heat)
-        _CHARTS[key] = cached
-        while len(_CHARTS) > 64:
-            _CHARTS.popitem(last=False)
-    charts, heat = cached
-    if heat is not None and own is not None and you:
-        heat = heat.replace(f">{escape(you[:16])}<", f">{escape(own[:16])}<")
-    return charts, heat
+        charts[item_key] = Markup(  # noqa: S704 (the chart functions escape every text)
+            legend(level_names) + level_bars(rows, level_names, title=item["title"])
+        )
+    heat = None
+    session_stats = latest.get("session") or {}
+    if session_stats.get("pairwise") and len(latest["raters"]) <= HEATMAP_MAX_RATERS:
+        index = {n: i for i, n in enumerate(latest["raters"])}
+        cells: dict[tuple[int, int], float | None] = {(i, i): 1.0 for i in range(len(index))}
+        for p in session_stats["pairwise"]:
+            a, b = index[p["raters"][0]], index[p["raters"][1]]
+            cells[(a, b)] = cells[(b, a)] = p["weighted_kappa_quadratic"]
+        heat = Markup(  # noqa: S704 (the chart functions escape every text)
+            heatmap(latest["raters"], cells, title="Quadratic weighted kappa between raters")
+        )
+    body = templates.env.get_template("calibration/_report_body.html").render(
+        c=calibration,
+        s=s,
+        r=data,
+        latest=latest,
+        stimuli=stimuli,
+        charts=charts,
+        heat=heat,
+        heatmap_max=HEATMAP_MAX_RATERS,
+        names=names,
+        masters=service.masters(session=session, calibration=calibration),
+        link_lines=link_lines,
+    )
+    with _bodies_guard:
+        _BODIES[key] = body
+        while len(_BODIES) > 64:
+            _BODIES.popitem(last=False)
+    return body
 
 
 def _report_context(
@@ -463,20 +570,19 @@ def _report_context(
         viewer_rater_id=rater_id,
         names_visible=names,
         bar=_bar(request),
+        anonymous_only=not names,  # the body is shared by the room: the viewer is marked below
     )
+    body = _report_body(session, calibration, data, names)
+    you = data.get("you")
+    if you:
+        label = escape(you["label"])
+        body = body.replace(
+            f'data-r="{label}">{label}</',
+            f'data-r="{label}" data-you>You · {escape(you["name"])}</',
+        )
     latest = data["latest"]
-    charts, heat = _report_charts(calibration.id or 0, data, names)
-    s = service.setup(session=session, calibration=calibration)
-    return {
-        "c": calibration,
-        "s": s,
-        "r": data,
-        "latest": latest,
-        "charts": charts,
-        "heat": heat,
-        "heatmap_max": HEATMAP_MAX_RATERS,
-        "masters": service.masters(session=session, calibration=calibration),
-    }
+    page = Markup(body)  # noqa: S704 (a rendered template, the name escaped above)
+    return {"c": calibration, "latest": latest, "body": page, "version": data["version"]}
 
 
 @router.get("/calibration/{session_id}/report", response_class=HTMLResponse)
@@ -506,67 +612,6 @@ def facilitator_report_json(
             names_visible=True,
             bar=_bar(request),
         )
-    )
-
-
-@router.get("/calibration/{session_id}/ratings.csv")
-def ratings_csv(user: Facilitator, session: SessionDep, session_id: Id) -> Response:
-    """Every rating: one row per rater x stimulus x item x round, with the master score."""
-    calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
-    s = service.setup(session=session, calibration=calibration)
-    masters = service.masters(session=session, calibration=calibration)
-    raters = {r.id: r for r in service.raters_of(session=session, calibration=calibration)}
-    stimuli = {st.id: st for st in s.stimuli}
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(
-        [
-            "session_id",
-            "session_title",
-            "rubric",
-            "round",
-            "rater",
-            "rater_kind",
-            "stimulus",
-            "item_key",
-            "value",
-            "master_value",
-            "updated_at",
-        ]
-    )
-    rows = session.exec(
-        select(Rating)
-        .where(Rating.session_id == calibration.id)
-        .order_by(
-            col(Rating.round), col(Rating.rater_id), col(Rating.stimulus_id), col(Rating.item_key)
-        )
-    )
-    for r in rows:
-        rater = raters[r.rater_id]
-        master = masters.get((r.stimulus_id, r.item_key))
-        writer.writerow(
-            [
-                calibration.id,
-                cell(calibration.title),
-                f"{s.rubric.slug} v{s.rubric.version}",
-                r.round,
-                cell(rater.display_name),
-                "account" if rater.user_id else "guest",
-                cell(stimuli[r.stimulus_id].title),
-                r.item_key,
-                r.value,
-                master.value if master else "",
-                r.updated_at.isoformat(),
-            ]
-        )
-    return Response(
-        out.getvalue().encode("utf-8"),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": (
-                f'attachment; filename="calibration-{calibration.id}-ratings.csv"'
-            )
-        },
     )
 
 
@@ -704,14 +749,16 @@ async def rate_form(
     """Save the rating form (without JavaScript)."""
     calibration, rater = _rater_or_join(request, session, code, user)
     form = await request.form()
-    ratings = []
+    ratings: list[tuple[int, str, int, str | None]] = []
     for key, value in form.items():
         level = parse_int(value, minimum=-MAX_ID)
         if key.startswith("r-") and level is not None:
             stimulus, _, item = key[2:].partition("-")
             stimulus_id = parse_id(stimulus)
+            why = form.get(f"why-{key[2:]}")
             if stimulus_id is not None:
-                ratings.append((stimulus_id, item[:63], level))
+                reason = why[:200] if isinstance(why, str) else None
+                ratings.append((stimulus_id, item[:63], level, reason))
     service.rate(session=session, calibration=calibration, rater=rater, ratings=ratings)
     if form.get("done") == "1":
         service.mark_done(session=session, calibration=calibration, rater=rater)
@@ -724,6 +771,9 @@ class RatingIn(BaseModel):
     stimulus_id: Id
     item_key: str = Field(max_length=63)
     value: Annotated[int, Field(ge=-MAX_ID, le=MAX_ID)]
+    reason: str | None = Field(
+        default=None, max_length=200, description='An optional one-line "why" (null: unchanged).'
+    )
 
 
 @router.post("/api/calibration/{code}/ratings", tags=["calibration"])
@@ -736,7 +786,7 @@ def rate_json(
         session=session,
         calibration=calibration,
         rater=rater,
-        ratings=[(r.stimulus_id, r.item_key, r.value) for r in ratings[:1000]],
+        ratings=[(r.stimulus_id, r.item_key, r.value, r.reason) for r in ratings[:1000]],
     )
     return JSONResponse({"saved": saved})
 
@@ -752,7 +802,8 @@ def my_ratings(
         {
             "round": calibration.current_round,
             "ratings": [
-                {"stimulus_id": s, "item_key": k, "value": v} for (s, k), v in mine.items()
+                {"stimulus_id": s, "item_key": k, "value": v, "reason": why}
+                for (s, k), (v, why) in mine.items()
             ],
         }
     )
@@ -785,10 +836,32 @@ def participant_report(
     )
 
 
+def certification_rule(request: Request) -> service.CertificationRule:
+    """The district's certification rule, from its settings."""
+    return service.CertificationRule.from_settings(request.app.state.settings)
+
+
 @router.get("/calibration-history", response_class=HTMLResponse)
 def history_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
-    """Your agreement with master scores across sessions, and whether you are calibrated."""
-    bar = request.app.state.settings.calibrated_within_one
+    """Your calibration history per rubric: agreement with master session by session, and
+    whether you are certified (until when), by the district's rule."""
+    rule = certification_rule(request)
     return render(
-        request, "calibration/history.html", service.history(session=session, user=user, bar=bar)
+        request,
+        "calibration/history.html",
+        {
+            "rule": rule,
+            "certifications": service.certification(
+                session=session, rule=rule, now=utcnow(), user_id=user.id
+            ),
+        },
     )
+
+
+def rubric_filter(request: Request, session: Session) -> tuple[str | None, list[tuple[str, str]]]:
+    """The rubric chosen in the query (`rubric=<slug>`), checked, and every rubric to offer."""
+    rubrics = service.rubric_choices(session=session)
+    chosen = request.query_params.get("rubric") or None
+    if chosen is not None and chosen not in {slug for slug, _title in rubrics}:
+        raise Invalid("rubric: choose one of the district's rubrics.")
+    return chosen, rubrics

@@ -6,9 +6,10 @@ import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
@@ -104,6 +105,22 @@ def create_session(
     return calibration
 
 
+def _stimulus_errors(
+    kind: str, transcript: str, video_url: str, start: int | None, end: int | None
+) -> list[dict[str, str]]:
+    errors = []
+    if kind not in ("transcript", "video"):
+        errors.append({"field": "kind", "message": "Choose transcript or video."})
+    if kind == "transcript" and not transcript.strip():
+        errors.append({"field": "transcript", "message": "Paste the transcript to rate."})
+    if kind == "video":
+        if not video_url.startswith(("https://", "http://")):
+            errors.append({"field": "video_url", "message": "Give the video's web address."})
+        if start is not None and end is not None and end <= start:
+            errors.append({"field": "end_seconds", "message": "The end must come after the start."})
+    return errors
+
+
 def add_stimulus(
     *,
     session: Session,
@@ -115,34 +132,114 @@ def add_stimulus(
     start_seconds: int | None = None,
     end_seconds: int | None = None,
 ) -> Stimulus:
-    """Add a transcript excerpt or a video clip to rate."""
-    errors = []
-    if kind not in ("transcript", "video"):
-        errors.append({"field": "kind", "message": "Choose transcript or video."})
-    if kind == "transcript" and not transcript.strip():
-        errors.append({"field": "transcript", "message": "Paste the transcript to rate."})
-    if kind == "video":
-        if not video_url.startswith(("https://", "http://")):
-            errors.append({"field": "video_url", "message": "Give the video's web address."})
-        if start_seconds is not None and end_seconds is not None and end_seconds <= start_seconds:
-            errors.append({"field": "end_seconds", "message": "The end must come after the start."})
+    """Add a transcript excerpt or a video clip to rate (until the first rating)."""
+    errors = _stimulus_errors(kind, transcript, video_url, start_seconds, end_seconds)
     if errors:
         raise Invalid("The stimulus was not added.", details=errors)
     assert calibration.id is not None
+    _refuse_after_first_rating(session, calibration, "added")
     count = len(stimuli_of(session=session, calibration=calibration))
     stimulus = Stimulus(
         session_id=calibration.id,
         position=count + 1,
         title=title.strip()[:200] or f"Excerpt {count + 1}",
         kind=kind,
-        transcript=transcript.strip(),
-        video_url=video_url.strip()[:500],
+        transcript=transcript.strip() if kind == "transcript" else "",
+        video_url=video_url.strip()[:500] if kind == "video" else "",
         start_seconds=start_seconds,
         end_seconds=end_seconds,
     )
     session.add(stimulus)
     session.flush()
+    _touch(session, calibration)
     return stimulus
+
+
+def set_items(*, session: Session, calibration: CalibrationSession, keys: list[str]) -> None:
+    """Choose which scale items raters rate, in the rubric's order (before anyone rated)."""
+    available = [
+        i.key for i in scale_items(setup(session=session, calibration=calibration).definition)
+    ]
+    chosen = [k for k in available if k in keys]
+    if not chosen:
+        raise Invalid("Choose at least one item to rate.")
+    if has_ratings(session=session, calibration=calibration):
+        raise Conflict("Raters have started: the items can no longer change.")
+    calibration.item_keys = chosen
+    session.add(calibration)
+    _touch(session, calibration)
+
+
+def has_ratings(*, session: Session, calibration: CalibrationSession) -> bool:
+    """Whether anyone has rated in this session (in any round)."""
+    first = session.execute(
+        sa_select(col(Rating.id)).where(col(Rating.session_id) == calibration.id).limit(1)
+    ).first()
+    return first is not None
+
+
+def _refuse_after_first_rating(
+    session: Session, calibration: CalibrationSession, what: str
+) -> None:
+    if has_ratings(session=session, calibration=calibration):
+        raise Conflict(
+            f"Excerpts cannot be {what} once someone has rated: everyone must rate the same "
+            "text. Start a new session for a different excerpt."
+        )
+
+
+def _stimulus(session: Session, calibration: CalibrationSession, stimulus_id: int) -> Stimulus:
+    stimulus = session.get(Stimulus, stimulus_id)
+    if stimulus is None or stimulus.session_id != calibration.id:
+        raise NotFound("No such excerpt in this session.")
+    return stimulus
+
+
+def update_stimulus(
+    *,
+    session: Session,
+    calibration: CalibrationSession,
+    stimulus_id: int,
+    title: str,
+    kind: str,
+    transcript: str = "",
+    video_url: str = "",
+    start_seconds: int | None = None,
+    end_seconds: int | None = None,
+) -> Stimulus:
+    """Correct an excerpt: allowed until the first rating of the session."""
+    stimulus = _stimulus(session, calibration, stimulus_id)
+    errors = _stimulus_errors(kind, transcript, video_url, start_seconds, end_seconds)
+    if errors:
+        raise Invalid("The excerpt was not changed.", details=errors)
+    _refuse_after_first_rating(session, calibration, "changed")
+    stimulus.title = title.strip()[:200] or stimulus.title
+    stimulus.kind = kind
+    stimulus.transcript = transcript.strip() if kind == "transcript" else ""
+    stimulus.video_url = video_url.strip()[:500] if kind == "video" else ""
+    stimulus.start_seconds, stimulus.end_seconds = start_seconds, end_seconds
+    session.add(stimulus)
+    _touch(session, calibration)
+    return stimulus
+
+
+def remove_stimulus(*, session: Session, calibration: CalibrationSession, stimulus_id: int) -> None:
+    """Remove an excerpt (and its master scores) until the first rating; a session keeps at
+    least one excerpt."""
+    stimulus = _stimulus(session, calibration, stimulus_id)
+    _refuse_after_first_rating(session, calibration, "removed")
+    remaining = [st for st in stimuli_of(session=session, calibration=calibration)]
+    if len(remaining) <= 1:
+        raise Conflict("A session needs at least one excerpt: add another before removing this.")
+    for m in session.exec(select(MasterScore).where(MasterScore.stimulus_id == stimulus.id)):
+        session.delete(m)
+    session.delete(stimulus)
+    session.flush()
+    for position, st in enumerate((x for x in remaining if x.id != stimulus.id), start=1):
+        if st.position != position:
+            st.position = position
+            session.add(st)
+    _touch(session, calibration)
 
 
 def stimuli_of(*, session: Session, calibration: CalibrationSession) -> list[Stimulus]:
@@ -189,6 +286,19 @@ def by_code(*, session: Session, code: str) -> CalibrationSession | None:
     ).first()
 
 
+def _touch(session: Session, calibration: CalibrationSession) -> None:
+    """Record that something the report shows changed (atomically: concurrent joins each
+    count), so every app server's cached report is rebuilt on its next view."""
+    session.flush()
+    session.execute(
+        update(CalibrationSession)
+        .where(col(CalibrationSession.id) == calibration.id)
+        .values(revision=col(CalibrationSession.revision) + 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(calibration, ["revision"])
+
+
 def set_master(
     *,
     session: Session,
@@ -211,7 +321,7 @@ def set_master(
     if value is None:
         if existing:
             session.delete(existing)
-        session.flush()
+            _touch(session, calibration)
         return
     if value not in [lv.value for lv in item.levels]:
         raise Invalid(f"{value} is not a level of {item.title}.")
@@ -219,9 +329,14 @@ def set_master(
     master = existing or MasterScore(
         session_id=calibration.id, stimulus_id=stimulus_id, item_key=item_key, value=value
     )
+    changed = existing is None or (existing.value, existing.rationale) != (
+        value,
+        rationale.strip()[:4000],
+    )
     master.value, master.rationale = value, rationale.strip()[:4000]
     session.add(master)
-    session.flush()
+    if changed:
+        _touch(session, calibration)
 
 
 def masters(
@@ -256,7 +371,7 @@ def join(
             )
         rater = Rater(session_id=calibration.id, display_name=name)
     session.add(rater)
-    session.flush()
+    _touch(session, calibration)
     return rater
 
 
@@ -274,9 +389,10 @@ def rate(
     session: Session,
     calibration: CalibrationSession,
     rater: Rater,
-    ratings: list[tuple[int, str, int]],
+    ratings: list[tuple[int, str, int, str | None]],
 ) -> int:
-    """Store (or change) a rater's levels for this round; an upsert on the rating's key."""
+    """Store (or change) a rater's levels for this round, each with an optional one-line
+    "why" (None leaves the one stored alone); an upsert on the rating's key."""
     if calibration.status != SessionStatus.open:
         raise Conflict("Rating is closed for this session.")
     if rater.done_round >= calibration.current_round:
@@ -284,43 +400,50 @@ def rate(
     s = setup(session=session, calibration=calibration)
     levels = {i.key: {lv.value for lv in i.levels} for i in s.items}
     stimulus_ids = {st.id for st in s.stimuli}
-    rows: list[dict[str, Any]] = []
-    for stimulus_id, item_key, value in ratings:
+    with_reason: list[dict[str, Any]] = []
+    without: list[dict[str, Any]] = []
+    now = utcnow()
+    for stimulus_id, item_key, value, reason in ratings:
         if stimulus_id not in stimulus_ids or item_key not in levels:
             raise Invalid(f"Unknown stimulus {stimulus_id} or item '{item_key}' in this session.")
         if value not in levels[item_key]:
             raise Invalid(f"{value} is not a level of '{item_key}'.")
-        rows.append(
-            {
-                "session_id": calibration.id,
-                "round": calibration.current_round,
-                "rater_id": rater.id,
-                "stimulus_id": stimulus_id,
-                "item_key": item_key,
-                "value": value,
-                "updated_at": utcnow(),
-            }
-        )
-    if not rows:
-        return 0
+        row = {
+            "session_id": calibration.id,
+            "round": calibration.current_round,
+            "rater_id": rater.id,
+            "stimulus_id": stimulus_id,
+            "item_key": item_key,
+            "value": value,
+            "updated_at": now,
+        }
+        if reason is None:
+            without.append(row)
+        else:
+            with_reason.append({**row, "reason": " ".join(reason.split())[:200]})
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(Rating).values(rows)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["rater_id", "round", "stimulus_id", "item_key"],
-        set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-    )
-    session.execute(stmt)
-    return len(rows)
+    for rows in (with_reason, without):
+        if not rows:
+            continue
+        stmt = insert(Rating).values(rows)
+        changes = {"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}
+        if rows is with_reason:
+            changes["reason"] = stmt.excluded.reason
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["rater_id", "round", "stimulus_id", "item_key"], set_=changes
+        )
+        session.execute(stmt)
+    return len(with_reason) + len(without)
 
 
 def own_ratings(
     *, session: Session, calibration: CalibrationSession, rater: Rater
-) -> dict[tuple[int, str], int]:
-    """A rater's own levels in the current round (all anyone sees before reveal)."""
+) -> dict[tuple[int, str], tuple[int, str]]:
+    """A rater's own levels and reasons in the current round (all anyone sees before reveal)."""
     rows = session.exec(
         select(Rating).where(Rating.rater_id == rater.id, Rating.round == calibration.current_round)
     )
-    return {(r.stimulus_id, r.item_key): r.value for r in rows}
+    return {(r.stimulus_id, r.item_key): (r.value, r.reason) for r in rows}
 
 
 def mark_done(*, session: Session, calibration: CalibrationSession, rater: Rater) -> None:
@@ -331,25 +454,46 @@ def mark_done(*, session: Session, calibration: CalibrationSession, rater: Rater
 
 
 def progress(*, session: Session, calibration: CalibrationSession) -> list[dict[str, Any]]:
-    """Who joined, how many ratings each has in, and who is done (for the live board)."""
+    """For the live board: who joined, their ratings in per excerpt, the excerpt they rated
+    last (where they are), and who is done. One aggregate query however large the room."""
     s = setup(session=session, calibration=calibration)
-    expected = len(s.items) * len(s.stimuli)
-    counts: dict[int, int] = {}
-    for r in session.exec(
-        select(Rating).where(
-            Rating.session_id == calibration.id, Rating.round == calibration.current_round
+    rows = session.execute(
+        sa_select(
+            col(Rating.rater_id),
+            col(Rating.stimulus_id),
+            func.count(),
+            func.max(col(Rating.updated_at)),
         )
-    ):
-        counts[r.rater_id] = counts.get(r.rater_id, 0) + 1
-    return [
-        {
-            "rater": r,
-            "ratings": counts.get(r.id or 0, 0),
-            "expected": expected,
-            "done": r.done_round >= calibration.current_round,
-        }
-        for r in raters_of(session=session, calibration=calibration)
-    ]
+        .where(
+            col(Rating.session_id) == calibration.id,
+            col(Rating.round) == calibration.current_round,
+        )
+        .group_by(col(Rating.rater_id), col(Rating.stimulus_id))
+    ).all()
+    per: dict[int, dict[int, int]] = {}
+    latest: dict[int, tuple[Any, int]] = {}
+    for rater_id, stimulus_id, count, at in rows:
+        per.setdefault(rater_id, {})[stimulus_id] = count
+        if rater_id not in latest or at > latest[rater_id][0]:
+            latest[rater_id] = (at, stimulus_id)
+    titles = {st.id: st.title for st in s.stimuli}
+    per_excerpt = len(s.items)
+    board = []
+    for r in raters_of(session=session, calibration=calibration):
+        counts = per.get(r.id or 0, {})
+        board.append(
+            {
+                "rater": r,
+                "ratings": sum(counts.values()),
+                "expected": per_excerpt * len(s.stimuli),
+                "excerpts": [
+                    (st.title, counts.get(st.id or 0, 0), per_excerpt) for st in s.stimuli
+                ],
+                "on": titles.get(latest[r.id][1]) if r.id in latest else None,
+                "done": r.done_round >= calibration.current_round,
+            }
+        )
+    return board
 
 
 def set_status(*, session: Session, calibration: CalibrationSession, action: str) -> None:
@@ -372,13 +516,14 @@ def set_status(*, session: Session, calibration: CalibrationSession, action: str
         calibration.status = SessionStatus.open
     elif action == "reveal":
         calibration.status = SessionStatus.revealed
+        calibration.revealed_at = utcnow()
     elif action == "next_round":
         calibration.current_round += 1
         calibration.status = SessionStatus.open
     else:
         raise Invalid(f"Unknown action '{action}'.")
     session.add(calibration)
-    session.flush()
+    _touch(session, calibration)
 
 
 # --- the report, computed once per state of the session -----------------------------------
@@ -389,7 +534,7 @@ def set_status(*, session: Session, calibration: CalibrationSession, action: str
 # it while the others for the same session wait for it; a late rating or a new master score
 # changes the fingerprint, and the next view builds it again. Each app server keeps its own.
 _REPORT_CACHE_SIZE = 32
-_Cached = tuple[str, dict[str, Any], dict[str, list[tuple[str | int, ...]]]]
+_Cached = tuple[str, dict[str, Any], dict[str, list[tuple[str | int, ...]]], dict[int, str]]
 _reports: OrderedDict[tuple[int, int], _Cached] = OrderedDict()
 _reports_guard = threading.Lock()
 _build_locks: dict[tuple[int, int], threading.Lock] = {}
@@ -400,35 +545,31 @@ def _build_lock(key: tuple[int, int]) -> threading.Lock:
         return _build_locks.setdefault(key, threading.Lock())
 
 
-def _fingerprint(
-    session: Session,
-    calibration: CalibrationSession,
-    s: Setup,
-    raters: list[Rater],
-    master: dict[tuple[int, str], MasterScore],
-) -> str:
-    """What the report is computed from, as a hash (well under a millisecond to compute)."""
-    # The ratings as aggregates (one row however large the room): a new or changed rating
-    # moves the count, the sums or the latest update time.
+def _fingerprint(session: Session, calibration: CalibrationSession) -> str:
+    """What the report is computed from, as a hash: the session row (its `revision` counts
+    every change to stimuli, master scores, items, raters and status) and the ratings as
+    aggregates, one row however large the room: a new or changed rating (level or reason)
+    moves the count, the sums or the latest update time. One query."""
     ratings = session.execute(
         sa_select(
             func.count(),
             func.coalesce(func.sum(col(Rating.value)), 0),
             func.coalesce(func.sum(col(Rating.value) * col(Rating.id)), 0),
             func.coalesce(func.sum(col(Rating.round) * col(Rating.id)), 0),
+            func.coalesce(func.sum(func.length(col(Rating.reason)) * col(Rating.id)), 0),
             func.max(col(Rating.id)),
             func.max(col(Rating.updated_at)),
         ).where(col(Rating.session_id) == calibration.id)
     ).one()
     state = (
+        calibration.id,
+        calibration.revision,
         calibration.current_round,
+        calibration.status.value,
         calibration.rubric_version_id,
         list(calibration.item_keys),
         calibration.title,
         calibration.code,
-        [(r.id, r.display_name) for r in raters],
-        [(st.id, st.position, st.title) for st in s.stimuli],
-        sorted((k[0], k[1], m.value, m.rationale) for k, m in master.items()),
         tuple(ratings),
     )
     return hashlib.sha256(repr(state).encode()).hexdigest()
@@ -486,37 +627,48 @@ def report(
     names_visible: bool,
     resamples: int = 1000,
     bar: tuple[float, float] = (agreement.RELIABLE_MINIMUM, agreement.TENTATIVE_MINIMUM),
+    anonymous_only: bool = False,
 ) -> dict[str, Any]:
     """The agreement report of every round (the latest in full), as JSON-ready data: every
     rater by name for the facilitator (`names_visible`), otherwise "Rater n" but for the
-    viewer. Computed once per state of the session (see above)."""
-    s = setup(session=session, calibration=calibration)
-    raters = raters_of(session=session, calibration=calibration)
-    master = masters(session=session, calibration=calibration)
-    anonymous = {r.id: f"Rater {n}" for n, r in enumerate(raters, start=1)}
+    viewer. Computed once per state of the session (see above). `version` changes whenever
+    the report would; `you` is the viewer's anonymous label and name. `anonymous_only`:
+    everyone as "Rater n", the viewer too (the cached report itself, not to be changed), for
+    a page that renders it once and points out the viewer's label itself."""
+    fingerprint = _fingerprint(session, calibration) + f"|{resamples}|{bar}"
     key = (calibration.id or 0, resamples)
-    fingerprint = _fingerprint(session, calibration, s, raters, master) + f"|{bar}"
     with _build_lock(key):
         with _reports_guard:
             hit = _reports.get(key)
         if hit is not None and hit[0] == fingerprint:
-            data, paths = hit[1], hit[2]
+            data, paths, anonymous = hit[1], hit[2], hit[3]
         else:
-            data = _build_report(session, calibration, s, raters, master, anonymous, resamples, bar)
+            s = setup(session=session, calibration=calibration)
+            raters = raters_of(session=session, calibration=calibration)
+            master = masters(session=session, calibration=calibration)
+            anonymous = {r.id or 0: f"Rater {n}" for n, r in enumerate(raters, start=1)}
+            names: dict[int | None, str] = dict(anonymous)  # type: ignore[arg-type]
+            data = _build_report(session, calibration, s, raters, master, names, resamples, bar)
             paths = _label_paths(data, set(anonymous.values()))
             with _reports_guard:
-                _reports[key] = (fingerprint, data, paths)
+                _reports[key] = (fingerprint, data, paths, anonymous)
                 _reports.move_to_end(key)
                 while len(_reports) > _REPORT_CACHE_SIZE:
                     _reports.popitem(last=False)
-    shown = {
-        anonymous[r.id]: r.display_name for r in raters if names_visible or r.id == viewer_rater_id
-    }
-    result: dict[str, Any] = _relabel(data, paths, shown)
-    result["version"] = fingerprint[:16]  # changes whenever the report would
-    if viewer_rater_id is not None and viewer_rater_id in anonymous and not names_visible:
-        viewer = next(r for r in raters if r.id == viewer_rater_id)
-        result["you"] = {"label": anonymous[viewer_rater_id], "name": viewer.display_name}
+    shown: dict[str, str] = {}
+    if names_visible and not anonymous_only:
+        shown = {
+            anonymous[r.id or 0]: r.display_name
+            for r in raters_of(session=session, calibration=calibration)
+            if r.id in anonymous
+        }
+    viewer = session.get(Rater, viewer_rater_id) if viewer_rater_id in anonymous else None
+    if viewer is not None and not anonymous_only:
+        shown[anonymous[viewer.id or 0]] = viewer.display_name
+    result: dict[str, Any] = _relabel(data, paths, shown) if shown else dict(data)
+    result["version"] = fingerprint[:16]
+    if viewer is not None and not names_visible:
+        result["you"] = {"label": anonymous[viewer.id or 0], "name": viewer.display_name}
     return result
 
 
@@ -600,12 +752,14 @@ def _round_report(
     resamples: int,
     bar: tuple[float, float],
 ) -> dict[str, Any]:
-    ratings: dict[tuple[Any, Any, str], int] = {
-        (r.rater_id, r.stimulus_id, r.item_key): r.value
-        for r in session.exec(
-            select(Rating).where(Rating.session_id == calibration.id, Rating.round == rnd)
-        )
-    }
+    ratings: dict[tuple[Any, Any, str], int] = {}
+    reasons: dict[tuple[Any, Any, str], str] = {}
+    for rt in session.exec(
+        select(Rating).where(Rating.session_id == calibration.id, Rating.round == rnd)
+    ):
+        ratings[(rt.rater_id, rt.stimulus_id, rt.item_key)] = rt.value
+        if rt.reason:
+            reasons[(rt.rater_id, rt.stimulus_id, rt.item_key)] = rt.reason
     active = [r for r in raters if any(k[0] == r.id for k in ratings)]
     units = [(st, item) for item in s.items for st in s.stimuli]
     unit_names = [f"{st.title} · {item.title}" for st, item in units]
@@ -625,6 +779,8 @@ def _round_report(
                 "exact_agreement": None,
                 "within_one_agreement": None,
                 "distribution": {},
+                "by_stimulus": {},
+                "reasons": [],
                 "levels": [(lv.value, lv.label) for lv in item.levels],
             }
         return result
@@ -670,13 +826,43 @@ def _round_report(
             for v in row:
                 if v is not None:
                     distribution[v] += 1
+        # Each excerpt's levels apart, with its master level: what the room discusses.
+        by_stimulus = {}
+        for st in s.stimuli:
+            counts = {lv.value: 0 for lv in item.levels}
+            for r in active:
+                v = ratings.get((r.id, st.id, item.key))
+                if v is not None:
+                    counts[v] += 1
+            m = by_unit.get((st.id, item.key))
+            by_stimulus[st.id] = {"counts": counts, "master": m.value if m else None}
         result["items"][item.key] = {
             "title": item.title,
             "exact_agreement": item_report["exact_agreement"],
             "within_one_agreement": item_report["within_one_agreement"],
             "distribution": distribution,
+            "by_stimulus": by_stimulus,
+            "reasons": [
+                {
+                    "rater": names[r.id],
+                    "stimulus_id": st.id,
+                    "value": ratings[(r.id, st.id, item.key)],
+                    "reason": reasons[(r.id, st.id, item.key)],
+                }
+                for st in s.stimuli
+                for r in active
+                if (r.id, st.id, item.key) in reasons
+            ],
             "levels": [(lv.value, lv.label) for lv in item.levels],
         }
+    # The rater x item grid: every rater's level on every excerpt x item, master on top.
+    result["units"] = [
+        {"stimulus_id": st.id, "item_key": item.key, "master": mv}
+        for (st, item), mv in zip(units, master_row, strict=True)
+    ]
+    result["grid"] = [
+        {"rater": names[r.id], "values": row} for r, row in zip(active, matrix, strict=True)
+    ]
     result["ranked"] = sorted(
         result["items"],
         key=lambda k: (
@@ -687,52 +873,218 @@ def _round_report(
     return result
 
 
-# --- history --------------------------------------------------------------------------------
+# --- certification: each observer's agreement with master, session by session ------------
 
 
-def history(*, session: Session, user: User, bar: float) -> dict[str, Any]:
-    """A signed-in observer's agreement with master scores, session by session."""
-    rows: list[dict[str, Any]] = []
-    for rater in session.exec(
-        select(Rater).where(Rater.user_id == user.id).order_by(col(Rater.id))
-    ):
-        calibration = session.get(CalibrationSession, rater.session_id)
-        assert calibration is not None
-        master = masters(session=session, calibration=calibration)
-        if not master or calibration.status != SessionStatus.revealed:
-            continue
-        s = setup(session=session, calibration=calibration)
-        theirs = {
-            (r.stimulus_id, r.item_key): r.value
-            for r in session.exec(
-                select(Rating).where(
-                    Rating.rater_id == rater.id, Rating.round == calibration.current_round
-                )
-            )
-        }
-        keys = [k for k in master if k in theirs]
-        if not keys:
-            continue
-        positions = {i.key: {lv.value: n for n, lv in enumerate(i.levels)} for i in s.items}
-        diffs = [abs(positions[k[1]][theirs[k]] - positions[k[1]][master[k].value]) for k in keys]
-        categories = (
-            [lv.value for lv in s.items[0].levels]
-            if len({tuple(lv.value for lv in i.levels) for i in s.items}) == 1
-            else None
+@dataclass(frozen=True)
+class CertificationRule:
+    """The district's rule (settings): an observer is certified on a rubric when, in each of
+    their latest `in_a_row` revealed sessions on it, their ratings agreed with the master
+    scores at least `within_one` within one level and `exact` exactly; it lasts `valid_days`
+    from the last of those sessions. A later session below the bar ends it."""
+
+    exact: float = 0.6
+    within_one: float = 0.8
+    in_a_row: int = 1
+    valid_days: int = 365
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "CertificationRule":
+        """The rule set by the district (WALKTHROUGH_CALIBRATED_WITHIN_ONE and
+        WALKTHROUGH_CERTIFICATION_*)."""
+        return cls(
+            exact=settings.certification_exact,
+            within_one=settings.calibrated_within_one,
+            in_a_row=settings.certification_sessions_in_a_row,
+            valid_days=settings.certification_valid_days,
         )
+
+    def describe(self) -> str:
+        sessions = (
+            "the latest session"
+            if self.in_a_row == 1
+            else f"each of the latest {self.in_a_row} sessions in a row"
+        )
+        return (
+            f"at least {self.within_one:.0%} of ratings within one level of master and "
+            f"{self.exact:.0%} exactly on it, in {sessions} on the rubric; valid "
+            f"{self.valid_days} days from that session"
+        )
+
+
+def rubric_choices(*, session: Session) -> list[tuple[str, str]]:
+    """Every rubric (slug, title of its latest version), by title: what certification is
+    filtered by."""
+    latest: dict[str, tuple[int, str]] = {}
+    for slug, version, title in session.execute(
+        sa_select(col(RubricVersion.slug), col(RubricVersion.version), col(RubricVersion.title))
+    ):
+        if slug not in latest or version > latest[slug][0]:
+            latest[slug] = (version, title)
+    return sorted(((slug, t) for slug, (_v, t) in latest.items()), key=lambda x: x[1].lower())
+
+
+def session_results(
+    *, session: Session, user_id: int | None = None, rubric_slug: str | None = None
+) -> list[dict[str, Any]]:
+    """Each signed-in rater's agreement with master in each revealed session (its latest
+    round), oldest first. Aggregated in SQL: one row per session x rater x item x (level,
+    master level) with its count, however many ratings."""
+    stmt = (
+        sa_select(
+            col(Rating.session_id),
+            col(Rater.user_id),
+            col(Rating.item_key),
+            col(Rating.value),
+            col(MasterScore.value),
+            func.count(),
+        )
+        .select_from(Rating)
+        .join(Rater, col(Rater.id) == col(Rating.rater_id))
+        .join(CalibrationSession, col(CalibrationSession.id) == col(Rating.session_id))
+        .join(
+            MasterScore,
+            (col(MasterScore.stimulus_id) == col(Rating.stimulus_id))
+            & (col(MasterScore.item_key) == col(Rating.item_key)),
+        )
+        .where(
+            col(Rater.user_id).is_not(None),
+            col(CalibrationSession.status) == SessionStatus.revealed,
+            col(Rating.round) == col(CalibrationSession.current_round),
+        )
+        .group_by(
+            col(Rating.session_id),
+            col(Rater.user_id),
+            col(Rating.item_key),
+            col(Rating.value),
+            col(MasterScore.value),
+        )
+    )
+    if user_id is not None:
+        stmt = stmt.where(col(Rater.user_id) == user_id)
+    if rubric_slug is not None:
+        stmt = stmt.join(
+            RubricVersion, col(RubricVersion.id) == col(CalibrationSession.rubric_version_id)
+        ).where(col(RubricVersion.slug) == rubric_slug)
+    grouped: dict[tuple[int, int], list[tuple[str, int, int, int]]] = {}
+    for session_id, uid, item_key, value, master_value, count in session.execute(stmt):
+        grouped.setdefault((session_id, uid), []).append((item_key, value, master_value, count))
+    calibrations = {
+        c.id: c
+        for c in session.exec(
+            select(CalibrationSession).where(
+                col(CalibrationSession.id).in_({k[0] for k in grouped} or {-1})
+            )
+        )
+    }
+    rubrics = {
+        r.id: r
+        for r in session.exec(
+            select(RubricVersion).where(
+                col(RubricVersion.id).in_({c.rubric_version_id for c in calibrations.values()})
+            )
+        )
+    }
+    positions: dict[int, dict[str, dict[int, int]]] = {}
+    for rubric in rubrics.values():
+        definition = RubricDefinition.model_validate(rubric.content)
+        positions[rubric.id or 0] = {
+            i.key: {lv.value: n for n, lv in enumerate(i.levels)} for i in scale_items(definition)
+        }
+    results: list[dict[str, Any]] = []
+    for (session_id, uid), rows in grouped.items():
+        calibration = calibrations[session_id]
+        rubric = rubrics[calibration.rubric_version_id]
+        where = positions[calibration.rubric_version_id]
+        n = exact = within = 0
+        pairs: list[tuple[int, int]] = []
+        for item_key, value, master_value, count in rows:
+            levels = where.get(item_key, {})
+            if value not in levels or master_value not in levels:
+                continue
+            gap = abs(levels[value] - levels[master_value])
+            n += count
+            exact += count if gap == 0 else 0
+            within += count if gap <= 1 else 0
+            pairs.extend([(value, master_value)] * count)
+        if not n:
+            continue
+        scales = {tuple(lv) for lv in where.values()}
         kappa = None
-        if categories:
+        if len(scales) == 1 and len(pairs) >= 2:
             kappa = agreement.cohen_kappa(
-                [theirs[k] for k in keys], [master[k].value for k in keys], categories, "quadratic"
+                [p[0] for p in pairs], [p[1] for p in pairs], list(next(iter(scales))), "quadratic"
             ).value
-        rows.append(
+        results.append(
             {
                 "session": calibration,
-                "n": len(keys),
-                "exact": sum(d == 0 for d in diffs) / len(keys),
-                "within_one": sum(d <= 1 for d in diffs) / len(keys),
+                "user_id": uid,
+                "rubric": rubric.slug,
+                "rubric_title": rubric.title,
+                "on": calibration.revealed_at or calibration.created_at,
+                "n": n,
+                "exact": exact / n,
+                "within_one": within / n,
                 "kappa": kappa,
             }
         )
-    calibrated = bool(rows) and rows[-1]["within_one"] >= bar
-    return {"rows": rows, "calibrated": calibrated, "bar": bar}
+    results.sort(key=lambda r: (r["on"], r["session"].id))
+    return results
+
+
+def certification(
+    *,
+    session: Session,
+    rule: CertificationRule,
+    now: datetime,
+    user_id: int | None = None,
+    rubric_slug: str | None = None,
+) -> list[dict[str, Any]]:
+    """Each observer's status on each rubric they calibrated on: `certified` (until
+    `expires`), `expired`, or `not_certified` (with the reason), and their sessions, oldest
+    first. Sorted by rubric, then observer name."""
+    by_key: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for r in session_results(session=session, user_id=user_id, rubric_slug=rubric_slug):
+        by_key.setdefault((r["user_id"], r["rubric"]), []).append(r)
+    users = {
+        u.id: u
+        for u in session.exec(select(User).where(col(User.id).in_({k[0] for k in by_key} or {-1})))
+    }
+    out = []
+    for (uid, slug), rows in by_key.items():
+        for r in rows:
+            r["meets"] = r["exact"] >= rule.exact and r["within_one"] >= rule.within_one
+        latest = rows[-rule.in_a_row :]
+        certified_on = expires = None
+        if len(rows) < rule.in_a_row:
+            status = "not_certified"
+            why = f"{len(rows)} of the {rule.in_a_row} sessions in a row the rule asks for"
+        elif all(r["meets"] for r in latest):
+            certified_on = latest[-1]["on"]
+            expires = certified_on + timedelta(days=rule.valid_days)
+            status = "certified" if now < expires else "expired"
+            why = ""
+        else:
+            last = rows[-1]
+            status = "not_certified"
+            why = (
+                f"latest session: {last['within_one']:.0%} within one level, "
+                f"{last['exact']:.0%} exact"
+                if not last["meets"]
+                else "an earlier session of the run was below the bar"
+            )
+        out.append(
+            {
+                "user": users[uid],
+                "rubric": slug,
+                "rubric_title": rows[-1]["rubric_title"],
+                "sessions": rows,
+                "latest": rows[-1],
+                "status": status,
+                "why": why,
+                "certified_on": certified_on,
+                "expires": expires,
+            }
+        )
+    out.sort(key=lambda c: (c["rubric"], c["user"].name.lower()))
+    return out

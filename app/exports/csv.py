@@ -43,6 +43,7 @@ CALIBRATION_COLUMNS: list[tuple[str, str, str]] = [
     ("item_key", "string", "Item identifier."),
     ("value", "integer", "The level given."),
     ("master_value", "integer", "The master (anchor) score, when set."),
+    ("reason", "string", "The rater's optional one-line reason for the level."),
     ("rated_at", "datetime", "When the rating was last changed (ISO 8601, UTC)."),
 ]
 
@@ -98,7 +99,7 @@ def cell(value: Any) -> Any:
     return "'" + text if text.startswith(DANGEROUS) else text
 
 
-class _Writer:
+class CsvWriter:
     """csv.writer over an in-memory buffer that is drained chunk by chunk."""
 
     def __init__(self, bom: bool) -> None:
@@ -340,7 +341,7 @@ def stream_long(
     engine: Engine, user: User, f: Filters, *, bom: bool, counter: list[int]
 ) -> Iterator[bytes]:
     """The long (tidy) CSV, a chunk at a time; counter[0] ends as the number of data rows."""
-    out = _Writer(bom)
+    out = CsvWriter(bom)
     out.row([c[0] for c in LONG_COLUMNS])
     items_by_version: dict[int, list[_Item]] = {}
     pending = 0
@@ -383,7 +384,7 @@ def stream_wide(
     versions = rubric_versions(engine, user, f)
     if len(versions) > 1:
         raise ValueError("mixed")
-    out = _Writer(bom)
+    out = CsvWriter(bom)
     items = _items(versions[0].content) if versions else []
     header = [c[0] for c in WIDE_BASE]
     for item in items:
@@ -416,7 +417,7 @@ def _status(status: Any) -> str:
 
 def codebook_csv(kind: Kind, versions: list[RubricVersion]) -> bytes:
     """Every column (name, type, meaning), then every exported rubric version's items and levels."""
-    out = _Writer(bom=False)
+    out = CsvWriter(bom=False)
     out.row(["section", "name", "type", "meaning"])
     columns = LONG_COLUMNS if kind == "observations_long" else WIDE_BASE
     for name, typ, meaning in columns:
@@ -522,8 +523,11 @@ def datapackage(kind: Kind, versions: list[RubricVersion], data_name: str) -> by
     return json.dumps(descriptor, indent=2, ensure_ascii=False).encode()
 
 
-def stream_calibration(engine: Engine, *, bom: bool, counter: list[int]) -> Iterator[bytes]:
-    """Every calibration rating: one row per session x round x rater x stimulus x item."""
+def stream_calibration(
+    engine: Engine, *, bom: bool, counter: list[int], session_id: int | None = None
+) -> Iterator[bytes]:
+    """Every calibration rating: one row per session x round x rater x stimulus x item (one
+    session's, for its facilitator's download: the same layout)."""
     from app.calibration.models import CalibrationSession, MasterScore, Rater, Rating, Stimulus
 
     cs = CalibrationSession.__table__.c  # type: ignore[attr-defined]
@@ -544,6 +548,7 @@ def stream_calibration(engine: Engine, *, bom: bool, counter: list[int]) -> Iter
             rt.item_key,
             rt.value,
             ms.value,
+            rt.reason,
             rt.updated_at,
         )
         .select_from(Rating.__table__)  # type: ignore[attr-defined]
@@ -557,7 +562,9 @@ def stream_calibration(engine: Engine, *, bom: bool, counter: list[int]) -> Iter
         )
         .order_by(cs.id, rt.round, ra.id, st.position, rt.item_key)
     )
-    out = _Writer(bom)
+    if session_id is not None:
+        stmt = stmt.where(cs.id == session_id)
+    out = CsvWriter(bom)
     out.row([c[0] for c in CALIBRATION_COLUMNS])
     with engine.connect() as conn:
         for row in conn.execution_options(stream_results=True, yield_per=1000).execute(stmt):
@@ -572,7 +579,7 @@ def stream_calibration(engine: Engine, *, bom: bool, counter: list[int]) -> Iter
 
 def calibration_codebook() -> bytes:
     """The calibration export's columns."""
-    out = _Writer(bom=False)
+    out = CsvWriter(bom=False)
     out.row(["section", "name", "type", "meaning"])
     for name, typ, meaning in CALIBRATION_COLUMNS:
         out.row(["column", name, typ, meaning])

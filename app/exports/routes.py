@@ -15,8 +15,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app.accounts import service as accounts
-from app.accounts.models import Role, User
-from app.db import SessionDep, parse_id, utcnow, write_turn
+from app.accounts.models import Role, School, User
+from app.calibration import service as calibration_service
+from app.db import Id, SessionDep, parse_id, utcnow, write_turn
 from app.errors import Invalid
 from app.exports import csv as exports
 from app.exports.models import ExportLog
@@ -29,6 +30,7 @@ router = APIRouter()
 log = logging.getLogger("walkthrough")
 Exporter = Annotated[User, Depends(require_roles(Role.admin, Role.principal))]
 Admin = Annotated[User, Depends(require_roles(Role.admin))]
+Facilitator = Annotated[User, Depends(require_roles(Role.facilitator, Role.admin))]
 DATASETS = {
     "observations_long": "Observations, long (one row per observation × item)",
     "observations_wide": "Observations, wide (one row per observation; one rubric version)",
@@ -152,11 +154,20 @@ def _finish_log(engine: Engine, log_id: int, rows: int) -> None:
 
 
 def _stream(
-    request: Request, user: User, session: Session, dataset: str, fmt: str, bom: bool
+    request: Request,
+    user: User,
+    session: Session,
+    dataset: str,
+    fmt: str,
+    bom: bool,
+    calibration_id: int | None = None,
 ) -> Response:
+    """A download, recorded in the audit log before its first byte. `calibration_id`: the
+    calibration export of that one session (its facilitator's download, authorised by the
+    caller)."""
     engine: Engine = request.app.state.engine
     f, _params = _filters(request, user)
-    if dataset == "calibration" and user.role != Role.admin:
+    if dataset == "calibration" and user.role != Role.admin and calibration_id is None:
         raise Invalid("Calibration data is exported by district admins.")
     versions: list[RubricVersion] = []
     if dataset != "calibration":
@@ -167,14 +178,21 @@ def _stream(
                 "choose one (or use the long format)."
             )
     via_token = request.headers.get("authorization", "").lower().startswith("bearer ")
-    log_id = _log(engine, user, dataset, {**f.as_dict(), "format": fmt}, via_token)
+    filters = {**f.as_dict(), "format": fmt}
+    if dataset == "calibration":
+        filters = {"format": fmt, **({"session_id": calibration_id} if calibration_id else {})}
+    log_id = _log(engine, user, dataset, filters, via_token)
     counter = [0]
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")
     name = f"walkthrough-{dataset.replace('_', '-')}-{stamp}"
+    if calibration_id is not None:
+        name = f"walkthrough-calibration-session-{calibration_id}-{stamp}"
 
     def rows() -> Iterator[bytes]:
         if dataset == "calibration":
-            yield from exports.stream_calibration(engine, bom=bom, counter=counter)
+            yield from exports.stream_calibration(
+                engine, bom=bom, counter=counter, session_id=calibration_id
+            )
         elif dataset == "observations_wide":
             yield from exports.stream_wide(engine, user, f, bom=bom, counter=counter)
         else:
@@ -258,3 +276,115 @@ def audit_page(request: Request, user: Admin, session: SessionDep) -> Response:
     entries = list(session.exec(select(ExportLog).order_by(col(ExportLog.id).desc()).limit(500)))
     users = {u.id: u for u in session.exec(select(User))}
     return render(request, "exports/audit.html", {"entries": entries, "users": users})
+
+
+@router.get("/calibration/{session_id}/ratings.csv")
+def calibration_session_csv(
+    request: Request, user: Facilitator, session: SessionDep, session_id: Id
+) -> Response:
+    """One session's ratings for its facilitator (or an admin): the district calibration
+    export filtered to that session, in the same layout, recorded in the audit log."""
+    calibration = calibration_service.for_facilitator(
+        session=session, user=user, session_id=session_id
+    )
+    fmt = request.query_params.get("format", "csv")
+    if fmt not in ("csv", "zip"):
+        raise Invalid("format: csv or zip.")
+    return _stream(
+        request,
+        user,
+        session,
+        "calibration",
+        fmt,
+        request.query_params.get("bom") == "1",
+        calibration_id=calibration.id,
+    )
+
+
+CERTIFICATION_COLUMNS = [
+    "observer_id",
+    "observer",
+    "role",
+    "school",
+    "rubric_slug",
+    "status",
+    "certified_on",
+    "expires_on",
+    "sessions",
+    "latest_session_id",
+    "latest_session",
+    "latest_session_on",
+    "latest_ratings",
+    "latest_exact",
+    "latest_within_one",
+    "rule_exact",
+    "rule_within_one",
+    "rule_sessions_in_a_row",
+    "rule_valid_days",
+]
+
+
+@router.get("/exports/certification.csv")
+def certification_csv(request: Request, user: Facilitator, session: SessionDep) -> Response:
+    """The certification table as CSV (one row per observer x rubric), recorded in the
+    export audit log."""
+    rule = calibration_service.CertificationRule.from_settings(request.app.state.settings)
+    chosen = request.query_params.get("rubric") or None
+    if chosen is not None and chosen not in dict(
+        calibration_service.rubric_choices(session=session)
+    ):
+        raise Invalid("rubric: choose one of the district's rubrics.")
+    rows = calibration_service.certification(
+        session=session, rule=rule, now=utcnow(), rubric_slug=chosen
+    )
+    schools = {s.id: s.name for s in session.exec(select(School))}
+    tz = ZoneInfo(request.app.state.settings.timezone)
+
+    def day(value: datetime | None) -> str:
+        return value.astimezone(tz).date().isoformat() if value else ""
+
+    out = exports.CsvWriter(bom=request.query_params.get("bom") == "1")
+    out.row(CERTIFICATION_COLUMNS)
+    for c in rows:
+        latest = c["latest"]
+        out.row(
+            [
+                c["user"].id,
+                c["user"].name,
+                c["user"].role.value,
+                schools.get(c["user"].school_id, ""),
+                c["rubric"],
+                c["status"],
+                day(c["certified_on"]),
+                day(c["expires"]),
+                len(c["sessions"]),
+                latest["session"].id,
+                latest["session"].title,
+                day(latest["on"]),
+                latest["n"],
+                f"{latest['exact']:.4f}",
+                f"{latest['within_one']:.4f}",
+                rule.exact,
+                rule.within_one,
+                rule.in_a_row,
+                rule.valid_days,
+            ]
+        )
+    assert user.id is not None
+    session.add(
+        ExportLog(
+            user_id=user.id,
+            kind="certification",
+            filters={"rubric": chosen} if chosen else {},
+            rows=len(rows),
+            finished_at=utcnow(),
+        )
+    )
+    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+    return Response(
+        out.drain(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="walkthrough-certification-{stamp}.csv"'
+        },
+    )

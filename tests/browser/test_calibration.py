@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from app.demo import DEMO_PASSWORD
-from tests.browser.conftest import LiveServer, screenshot, sign_in
+from tests.browser.conftest import LiveServer, js_eventually, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -61,6 +61,23 @@ def test_facilitator_runs_a_session_and_reveals_the_report(
         ):
             rater.locator(f"label[for$='-{item}-{level}']").tap()
         expect(rater.locator("[data-rate-status]")).to_have_text("Saved.")
+        if rater is raters[0]:
+            # A one-line "why", typed then reloaded at once: kept, and sent.
+            why = rater.locator("input[id$='-questioning']")
+            why.fill("Only one probing question")
+            rater.reload()
+            expect(rater.locator("input[id$='-questioning']")).to_have_value(
+                "Only one probing question"
+            )
+            js_eventually(
+                rater,
+                """async () => {
+                  const r = await fetch(location.pathname.replace('/c/', '/api/calibration/')
+                    + '/ratings');
+                  const saved = (await r.json()).ratings;
+                  return saved.some(x => x.reason === 'Only one probing question');
+                }""",
+            )
         rater.get_by_role("button", name="I am done").tap()
         expect(rater.get_by_role("status").first).to_contain_text("Saved")
     screenshot(raters[0], "calibration-rater")
@@ -81,6 +98,13 @@ def test_facilitator_runs_a_session_and_reveals_the_report(
     raters[0].reload()
     expect(raters[0].locator(".lede")).to_contain_text("you are Ana")
     expect(raters[0].locator("[data-item]")).to_have_count(4)
+    expect(raters[0].locator("[data-item=questioning] [data-reasons]")).to_contain_text(
+        "Only one probing question — You · Ana"
+    )
+    expect(raters[1].locator("[data-item=questioning] [data-reasons]")).to_contain_text(
+        "Only one probing question — Rater 1", timeout=10_000
+    )  # Ben's page followed the reveal by itself; Ana is anonymous to him
+    expect(raters[1].locator("[data-grid]")).to_be_visible()
     for rater in raters:
         rater.context.close()
 
