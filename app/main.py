@@ -14,19 +14,24 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddle
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.accounts.deps import verify_csrf
 from app.accounts.routes import router as accounts_router
 from app.calibration.routes import router as calibration_router
 from app.config import Settings, get_settings
 from app.db import make_engine
-from app.errors import install_error_handlers
 from app.exports.routes import router as exports_router
 from app.observations.routes import router as observations_router
 from app.rubrics.loader import RubricProblems, sync_rubrics
 from app.rubrics.routes import router as rubrics_router
-from app.security import verify_csrf
 from app.sync.routes import extra_openapi_schemas
 from app.sync.routes import router as sync_router
-from app.web import APP_DIR, SECURITY_HEADERS, compute_build_id, reject_nul_text
+from app.web import (
+    APP_DIR,
+    SECURITY_HEADERS,
+    compute_build_id,
+    install_error_handlers,
+    reject_nul_text,
+)
 
 
 class SecurityHeaders:

@@ -7,10 +7,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.accounts import service
+from app.accounts.deps import AdminUser, CurrentUser, OptionalUser, end_session, start_session
 from app.accounts.models import GRADES, Role
 from app.db import Id, SessionDep, parse_id
 from app.errors import BadRequest, Invalid, TooManyRequests
-from app.security import AdminUser, CurrentUser, OptionalUser, end_session, start_session
 from app.web import render
 
 router = APIRouter()

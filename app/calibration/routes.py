@@ -15,6 +15,7 @@ from markupsafe import Markup, escape
 from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 from sqlmodel import Session, select
 
+from app.accounts.deps import CurrentUser, OptionalUser, require_roles
 from app.accounts.models import Role, User
 from app.calibration import agreement, service
 from app.calibration.models import CalibrationSession, Rater, SessionStatus, Stimulus
@@ -22,13 +23,7 @@ from app.charts import heatmap, legend, level_bars
 from app.db import MAX_ID, Id, SessionDep, parse_id, parse_int, utcnow
 from app.errors import Forbidden, Invalid, NotFound, TooManyRequests
 from app.rubrics.service import offered_versions
-from app.security import (
-    CSRF_EXEMPT_PATHS,
-    CurrentUser,
-    OptionalUser,
-    RateLimiter,
-    require_roles,
-)
+from app.security import CSRF_EXEMPT_PATHS, RateLimiter
 from app.web import render, templates
 
 router = APIRouter()

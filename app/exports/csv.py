@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.accounts.models import Role, School, Teacher, User
+from app.calibration.models import CalibrationSession, MasterScore, Rater, Rating, Stimulus
 from app.observations.models import Observation, ObservationStatus
 from app.rubrics.loader import RubricDefinition, ScaleItem
 from app.rubrics.models import RubricVersion
@@ -528,8 +529,6 @@ def stream_calibration(
 ) -> Iterator[bytes]:
     """Every calibration rating: one row per session x round x rater x stimulus x item (one
     session's, for its facilitator's download: the same layout)."""
-    from app.calibration.models import CalibrationSession, MasterScore, Rater, Rating, Stimulus
-
     cs = CalibrationSession.__table__.c  # type: ignore[attr-defined]
     ra = Rater.__table__.c  # type: ignore[attr-defined]
     rt = Rating.__table__.c  # type: ignore[attr-defined]

@@ -11,19 +11,22 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app.accounts import service as accounts
+from app.accounts.deps import require_roles
 from app.accounts.models import Role, School, User
 from app.calibration import service as calibration_service
+from app.calibration.models import Rating
 from app.db import Id, SessionDep, parse_id, utcnow, write_turn
 from app.errors import Invalid
 from app.exports import csv as exports
 from app.exports.models import ExportLog
 from app.observations.models import ObservationStatus
 from app.rubrics.models import RubricVersion
-from app.security import require_roles
 from app.web import render
 
 router = APIRouter()
@@ -121,11 +124,6 @@ def export_page(request: Request, user: Exporter, session: SessionDep) -> Respon
 
 
 def _count_calibration(engine: Engine) -> int:
-    from sqlalchemy import func
-    from sqlalchemy import select as sa_select
-
-    from app.calibration.models import Rating
-
     with engine.connect() as conn:
         return int(conn.execute(sa_select(func.count()).select_from(Rating.__table__)).scalar_one())  # type: ignore[attr-defined]
 

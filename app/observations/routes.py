@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from starlette.datastructures import FormData
 
 from app.accounts import service as accounts
+from app.accounts.deps import CurrentUser, require_roles
 from app.accounts.models import GRADES, Role, Teacher, User
 from app.charts import stacked_bars
 from app.db import MAX_ID, Count, Id, SessionDep, parse_id, parse_int
@@ -22,7 +23,6 @@ from app.observations.models import Observation, ObservationStatus, new_observat
 from app.rubrics import service as rubrics
 from app.rubrics.loader import RubricDefinition
 from app.rubrics.models import RubricStatus, RubricVersion
-from app.security import CurrentUser, require_roles
 from app.web import render
 
 router = APIRouter()

@@ -8,12 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from app.accounts.deps import CurrentUser
 from app.db import Id, SessionDep
 from app.errors import BadRequest
 from app.rubrics import service
 from app.rubrics.loader import compare_versions
 from app.rubrics.models import RubricStatus, RubricVersion
-from app.security import CurrentUser
 from app.web import render
 
 router = APIRouter()

@@ -10,14 +10,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from app.accounts.deps import CurrentUser, OptionalUser, ReadingUser
 from app.db import Count, Id, SessionDep, parse_int, run_write
 from app.errors import BadRequest, Forbidden, Invalid
 from app.observations import service as observations
 from app.rubrics.loader import RubricDefinition
 from app.rubrics.models import RubricVersion
-from app.security import CurrentUser, OptionalUser, ReadingUser, csrf_token
+from app.rubrics.service import offered_versions
 from app.sync import service
-from app.web import render
+from app.web import APP_DIR, HTMX_FILE, csrf_token, render, templates
 
 router = APIRouter()
 
@@ -216,9 +217,6 @@ def extra_openapi_schemas() -> dict[str, Any]:
 @router.get("/sw.js", include_in_schema=False)
 def service_worker(request: Request, session: SessionDep) -> Response:
     """The service worker, generated for this build and the published rubric versions."""
-    from app.rubrics.service import offered_versions
-    from app.web import APP_DIR, HTMX_FILE, templates
-
     versions = offered_versions(session=session)
     build = request.app.state.build_id
     fingerprint = hashlib.sha256(
