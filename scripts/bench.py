@@ -445,19 +445,44 @@ def _bench_room(base: str, raters: int) -> None:
         follow_redirects=False,
     )
     clients = []
+    tokens = []
     for i in range(raters):
         client = httpx.Client(base_url=base, timeout=120)
         token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/join").text).group(1)  # type: ignore[union-attr]
         client.post("/join", data={"csrf_token": token, "code": code, "name": f"Rater {i:02d}"})
+        clients.append(client)
+        tokens.append(token)
+
+    # Every rater saves all their ratings at the same moment; nothing may be lost.
+    barrier = threading.Barrier(raters)
+    save_times: list[float] = []
+    failures: list[str] = []
+
+    def save(i: int) -> None:
         body = [
             {"stimulus_id": int(st), "item_key": key, "value": 1 + (i + k) % 4}
             for k, (st, key) in enumerate(units)
         ]
-        saved = client.post(
-            f"/api/calibration/{code}/ratings", json=body, headers={"X-CSRF-Token": token}
+        barrier.wait()
+        t0 = time.perf_counter()
+        r = clients[i].post(
+            f"/api/calibration/{code}/ratings", json=body, headers={"X-CSRF-Token": tokens[i]}
         )
-        assert saved.status_code == 200, saved.text
-        clients.append(client)
+        save_times.append(time.perf_counter() - t0)
+        if r.status_code != 200 or r.json() != {"saved": len(units)}:
+            failures.append(f"{i}: {r.status_code} {r.text[:200]}")
+
+    savers = [threading.Thread(target=save, args=(i,)) for i in range(raters)]
+    for t in savers:
+        t.start()
+    for t in savers:
+        t.join()
+    assert failures == [], failures
+    report = facilitator.get(f"/api/calibration/sessions/{session_id}/report").json()["latest"]
+    stored = sum(sum(item["distribution"].values()) for item in report["items"].values())
+    assert len(report["raters"]) == raters and stored == raters * len(units), (
+        f"{stored} of {raters * len(units)} ratings stored"
+    )
     facilitator.post(
         f"/calibration/{session_id}/status",
         data={"csrf_token": csrf, "action": "reveal"},
@@ -490,6 +515,10 @@ def _bench_room(base: str, raters: int) -> None:
     print(
         f"calibration room at reveal: {raters} guest raters x {items} items x 3 excerpts, "
         "SQLite, uvicorn on 127.0.0.1"
+    )
+    print(
+        f"  {raters} raters saving {len(units)} ratings each at once:  {_percentiles(save_times)}"
+        f"  all {raters * len(units)} stored"
     )
     first, errors = wave()  # the report is built by the first request, the rest wait for it
     print(f"  {raters} report pages at once, right after reveal: {_percentiles(first)}", end="")

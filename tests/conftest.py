@@ -5,13 +5,10 @@ PostgreSQL is used when WALKTHROUGH_TEST_POSTGRES_URL is set, or when a server a
 never a silent skip.
 """
 
-import os
-import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import psycopg
 import pytest
@@ -21,47 +18,21 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from app.accounts.models import Role, School, Teacher, User
 from app.config import Settings
 from app.db import make_engine, migrate
 from app.main import create_app
-
-T = TypeVar("T")
-
-PASSWORD = "correct horse battery"
-_HASH_CACHE: dict[str, str] = {}
-
-DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_admin_url() -> str | None:
-    url = os.environ.get("WALKTHROUGH_TEST_POSTGRES_URL")
-    candidate = url or DEFAULT_PG
-    try:
-        dsn = make_url(candidate).set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(dsn, connect_timeout=3):
-            pass
-    except Exception as exc:
-        if url or os.environ.get("WALKTHROUGH_TEST_REQUIRE_POSTGRES") == "1":
-            raise pytest.UsageError(
-                f"PostgreSQL is required but not reachable at {candidate}: {exc}"
-            )
-        return None
-    return candidate
-
-
-POSTGRES_ADMIN_URL = _postgres_admin_url()
-BACKENDS = ["sqlite", "postgres"] if POSTGRES_ADMIN_URL else ["sqlite"]
+from tests.helpers import (
+    BACKENDS,
+    POSTGRES_ADMIN_URL,
+    World,
+    _psycopg_dsn,
+)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     if POSTGRES_ADMIN_URL:
         return f"databases: SQLite and PostgreSQL ({make_url(POSTGRES_ADMIN_URL).host})"
     return "databases: SQLite only (no PostgreSQL reachable; set WALKTHROUGH_TEST_POSTGRES_URL)"
-
-
-def _psycopg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -141,74 +112,28 @@ def session(app: FastAPI) -> Iterator[Session]:
         yield s
 
 
-def password_hash(password: str = PASSWORD) -> str:
-    """An argon2 hash, computed once per password to keep the suite fast."""
-    from app.security import hash_password
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """Tests sign in hundreds of times: argon2id with its production cost (64 MiB, 3 passes,
+    about 0.1 s a check, over a second on a loaded machine) is swapped for the same algorithm
+    at its cheapest. Production's parameters are checked in test_production_hashing_cost."""
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
 
-    if password not in _HASH_CACHE:
-        _HASH_CACHE[password] = hash_password(password)
-    return _HASH_CACHE[password]
+    import app.security
 
-
-class World:
-    """A small district: two schools, teachers, and one user per role (plus a 2nd principal)."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.lincoln = self._add(School(name="Lincoln Elementary", code="LIN"))
-        self.roosevelt = self._add(School(name="Roosevelt Middle", code="RMS"))
-        assert self.lincoln.id and self.roosevelt.id
-        self.teacher = self._add(
-            Teacher(name="Ana García", school_id=self.lincoln.id, grades="K,1")
-        )
-        self.admin = self.user(Role.admin)
-        self.facilitator = self.user(Role.facilitator)
-        self.principal = self.user(Role.principal, self.lincoln)
-        self.observer = self.user(Role.observer, self.lincoln)
-        self.other_principal = self.user(Role.principal, self.roosevelt, email="p2@example.org")
-        session.commit()
-
-    def _add(self, obj: T) -> T:
-        self.session.add(obj)
-        self.session.flush()
-        return obj
-
-    def user(self, role: Role, school: School | None = None, email: str | None = None) -> User:
-        return self._add(
-            User(
-                email=email or f"{role.value}@example.org",
-                name=f"{role.value.title()} Person",
-                role=role,
-                school_id=school.id if school else None,
-                password_hash=password_hash(),
-            )
-        )
+    production = app.security.password_hasher
+    assert production.hashers[0]._hasher.time_cost == 3  # production cost, before the swap
+    app.security.password_hasher = PasswordHash(
+        (Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),)
+    )
+    yield
+    app.security.password_hasher = production
 
 
 @pytest.fixture
 def world(session: Session) -> World:
     return World(session)
-
-
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def csrf_from(client: TestClient, path: str = "/login") -> str:
-    """The CSRF token the server put in a page's forms."""
-    response = client.get(path)
-    match = CSRF_RE.search(response.text)
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
-
-
-def login(client: TestClient, user: User, password: str = PASSWORD) -> str:
-    """Sign in as user; returns the CSRF token of the new session."""
-    token = csrf_from(client)
-    response = client.post(
-        "/login", data={"email": user.email, "password": password, "csrf_token": token}
-    )
-    assert response.status_code == 303, response.text
-    return csrf_from(client, "/")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from app.accounts.models import Teacher
 from app.db import current_seq, next_seq
 from app.observations import service as observations
 from app.observations.models import Observation
-from tests.conftest import World
+from tests.helpers import World
 
 
 def _payload(world: World) -> observations.ObservationPayload:

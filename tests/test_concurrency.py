@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from app.demo import DEMO_PASSWORD
-from tests.browser.conftest import LiveServer
-from tests.conftest import BACKENDS, POSTGRES_ADMIN_URL, _psycopg_dsn
+from tests.browser.helpers import LiveServer
+from tests.helpers import BACKENDS, POSTGRES_ADMIN_URL, _psycopg_dsn
 
 PUSHERS, PUSHES_EACH = 30, 8
 EXPORTERS, EXPORTS_EACH = 10, 4

@@ -2,7 +2,7 @@
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import World, login
+from tests.helpers import World, login
 
 
 def test_post_without_token_is_refused(client: TestClient, world: World) -> None:

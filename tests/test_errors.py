@@ -2,7 +2,7 @@
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import World, login
+from tests.helpers import World, login
 
 
 def test_unknown_page_is_a_404_in_the_layout(client: TestClient, world: World) -> None:

@@ -11,7 +11,7 @@ from schemathesis.generation import GenerationMode
 from sqlmodel import Session
 
 from app.accounts import service as accounts
-from tests.conftest import World
+from tests.helpers import World
 
 EXAMPLES_PER_OPERATION = 10
 

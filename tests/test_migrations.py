@@ -30,9 +30,27 @@ def test_models_and_migrations_agree(db_url: str) -> None:
     assert diff == [], f"autogenerate would change: {diff}"
 
 
+def _schema(db_url: str) -> tuple[str | None, dict[str, list[str]]]:
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        revision = MigrationContext.configure(conn).get_current_revision()
+        inspector = inspect(conn)
+        columns = {
+            t: sorted(c["name"] for c in inspector.get_columns(t))
+            for t in inspector.get_table_names()
+        }
+        rows = conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar_one()
+    engine.dispose()
+    assert rows == 1
+    return revision, columns
+
+
 def test_migrating_again_is_a_no_op(db_url: str) -> None:
+    before = _schema(db_url)
     migrate(db_url)
     migrate(db_url)
+    assert _schema(db_url) == before
+    assert before[0] == ScriptDirectory.from_config(alembic_config(db_url)).get_current_head()
 
 
 def test_migration_files_have_dated_names() -> None:

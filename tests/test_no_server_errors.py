@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.accounts import service as accounts
-from tests.calibration.test_sessions import _create
-from tests.conftest import World, login
+from tests.calibration.helpers import create_session
+from tests.helpers import World, login
 from tests.sync.conftest import item
 
 HUGE = "9" * 30
@@ -155,7 +155,7 @@ def test_deeply_nested_json_is_a_400(app: FastAPI, ready: World) -> None:
 
 def test_calibration_report_before_anyone_rated(admin: tuple[TestClient, str]) -> None:
     client, token = admin
-    calibration = _create(client, token)
+    calibration = create_session(client, token)
     for path in (
         f"/calibration/{calibration.id}/report",
         f"/api/calibration/sessions/{calibration.id}/report",

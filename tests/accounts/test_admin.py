@@ -4,7 +4,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.accounts.models import Role, User
-from tests.conftest import World, csrf_from, login
+from tests.helpers import World, csrf_from, login
 
 
 def test_admin_creates_a_user_who_can_sign_in(client: TestClient, world: World) -> None:

@@ -4,7 +4,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.accounts import service
-from tests.conftest import PASSWORD, World, csrf_from, login
+from tests.helpers import PASSWORD, World, csrf_from, login
 
 
 def test_login_with_right_password_reaches_home(client: TestClient, world: World) -> None:
@@ -135,3 +135,11 @@ def test_login_rehashes_nothing_and_records_last_login(
     assert user.last_login_at is not None
     assert user.last_login_at.tzinfo is not None
     assert user.password_hash.startswith("$argon2id$")
+
+
+def test_production_hashing_cost() -> None:
+    """Outside the tests' cheap setting, passwords get argon2id at its recommended cost."""
+    import app.security
+
+    digest = app.security.production_hasher().hash("a long enough passphrase")
+    assert digest.startswith("$argon2id$v=19$m=65536,t=3,p=4$")

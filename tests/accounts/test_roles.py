@@ -3,7 +3,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import World, login
+from tests.helpers import World, login
 
 ADMIN_PAGES = [
     "/admin/users",
@@ -58,7 +58,7 @@ def test_anonymous_is_sent_to_sign_in_from_every_page(client: TestClient, world:
 
 
 def test_anonymous_posts_are_refused(client: TestClient, world: World) -> None:
-    from tests.conftest import csrf_from
+    from tests.helpers import csrf_from
 
     token = csrf_from(client)
     for path, data in ADMIN_POSTS:

@@ -6,7 +6,7 @@ from sqlmodel import Session, select
 
 from app.accounts import service
 from app.accounts.models import School, Teacher
-from tests.conftest import World, login
+from tests.helpers import World, login
 
 GOOD = (
     "school,school_code,teacher,district_id,grades\r\n"

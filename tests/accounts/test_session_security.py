@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from app.accounts import service as accounts
 from app.accounts.models import UserSession
 from app.config import ConfigError, Settings
-from tests.conftest import World, csrf_from, login
+from tests.helpers import World, csrf_from, login
 from tests.sync.conftest import item
 
 

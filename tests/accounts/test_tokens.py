@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.accounts.models import ApiToken
-from tests.conftest import World, login
+from tests.helpers import World, login
 from tests.sync.conftest import item
 
 

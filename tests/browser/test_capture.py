@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from app.demo import DEMO_PASSWORD
-from tests.browser.conftest import ARTIFACTS, LiveServer, screenshot, sign_in
+from tests.browser.helpers import ARTIFACTS, LiveServer, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from app.demo import DEMO_PASSWORD
-from tests.browser.conftest import LiveServer, eventually, js_eventually, screenshot, sign_in
+from tests.browser.helpers import LiveServer, eventually, js_eventually, screenshot, sign_in
 from tests.browser.test_offline import _count, _ready_offline, _start
 
 pytestmark = pytest.mark.browser

@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from app.demo import DEMO_PASSWORD
-from tests.browser.conftest import LiveServer, js_eventually, sign_in
+from tests.browser.helpers import LiveServer, js_eventually, sign_in
 from tests.browser.test_offline import _start
 
 pytestmark = pytest.mark.browser

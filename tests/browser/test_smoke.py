@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from app.demo import DEMO_PASSWORD
-from tests.browser.conftest import LiveServer, screenshot, sign_in
+from tests.browser.helpers import LiveServer, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 

@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.calibration.routes import calculator_limit
-from tests.conftest import csrf_from
+from tests.helpers import csrf_from
 
 GOOD = {
     "categories": [1, 2, 3, 4, 5],

@@ -17,8 +17,8 @@ from app.calibration.models import CalibrationSession
 from app.db import utcnow
 from app.exports.csv import CALIBRATION_COLUMNS
 from app.exports.models import ExportLog
-from tests.calibration.test_sessions import _create, _rate, _stimulus_id
-from tests.conftest import World, login
+from tests.calibration.helpers import create_session, first_stimulus_id, rate_as
+from tests.helpers import World, login
 
 ITEMS = ("questioning", "explaining_thinking", "sources_of_ideas", "responsibility_for_learning")
 
@@ -27,8 +27,8 @@ def _session_with(
     client: TestClient, token: str, app: FastAPI, raters: dict[TestClient, tuple[str, dict]]
 ) -> CalibrationSession:
     """A revealed session, master level 2 on every item; each (client, csrf) rates `levels`."""
-    calibration = _create(client, token)
-    sid = _stimulus_id(app, calibration)
+    calibration = create_session(client, token)
+    sid = first_stimulus_id(app, calibration)
     client.post(
         f"/calibration/{calibration.id}/master",
         data={"csrf_token": token, **{f"master-{sid}-{k}": "2" for k in ITEMS}},
@@ -36,7 +36,7 @@ def _session_with(
     for rater, (rtoken, levels) in raters.items():
         joined = rater.post("/join", data={"csrf_token": rtoken, "code": calibration.code})
         assert joined.status_code == 303
-        _rate(rater, rtoken, calibration.code, levels, sid)
+        rate_as(rater, rtoken, calibration.code, levels, sid)
     revealed = client.post(
         f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
     )
@@ -211,7 +211,7 @@ def test_the_session_csv_is_the_district_export_of_that_session(
 
 def test_the_board_shows_a_qr_code_of_the_join_link(client: TestClient, world: World) -> None:
     token = login(client, world.facilitator)
-    calibration = _create(client, token)
+    calibration = create_session(client, token)
     page = client.get(f"/calibration/{calibration.id}").text
     figure = page[page.index("data-join-qr") :]
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in figure and 'class="join-qr"' in figure

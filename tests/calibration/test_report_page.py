@@ -8,8 +8,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.calibration import routes, service
-from tests.calibration.test_sessions import _create, _guest, _rate, _stimulus_id
-from tests.conftest import World, login
+from tests.calibration.helpers import create_session, first_stimulus_id, join_as_guest, rate_as
+from tests.helpers import World, login
 
 ITEMS = ("questioning", "explaining_thinking", "sources_of_ideas", "responsibility_for_learning")
 
@@ -17,8 +17,8 @@ ITEMS = ("questioning", "explaining_thinking", "sources_of_ideas", "responsibili
 def _room(client: TestClient, world: World, app: FastAPI) -> tuple[str, int, int, dict]:
     """A session with master scores, two guests (Ana, Ben) who rated, not yet revealed."""
     token = login(client, world.facilitator)
-    calibration = _create(client, token)
-    sid = _stimulus_id(app, calibration)
+    calibration = create_session(client, token)
+    sid = first_stimulus_id(app, calibration)
     client.post(
         f"/calibration/{calibration.id}/master",
         data={
@@ -29,8 +29,8 @@ def _room(client: TestClient, world: World, app: FastAPI) -> tuple[str, int, int
     )
     guests = {}
     for name, level in (("Ana", 2), ("Ben", 3)):
-        guests[name] = _guest(app, calibration.code, name)
-        _rate(*guests[name], calibration.code, {k: level for k in ITEMS}, sid)
+        guests[name] = join_as_guest(app, calibration.code, name)
+        rate_as(*guests[name], calibration.code, {k: level for k in ITEMS}, sid)
     return token, calibration.id or 0, sid, {"code": calibration.code, **guests}
 
 
@@ -179,8 +179,8 @@ def test_the_page_follows_a_late_rating(client: TestClient, world: World, app: F
     before = room["Ana"][0].get(f"/c/{code}").text
     assert "n=2" in before
     client.post(f"/calibration/{session_id}/status", data={"csrf_token": token, "action": "reopen"})
-    cy = _guest(app, code, "Cy")
-    _rate(*cy, code, {k: 1 for k in ITEMS}, sid)
+    cy = join_as_guest(app, code, "Cy")
+    rate_as(*cy, code, {k: 1 for k in ITEMS}, sid)
     _reveal(client, token, session_id)
     after = room["Ana"][0].get(f"/c/{code}").text
     assert "n=3" in after and "n=2" not in after
@@ -193,7 +193,7 @@ def test_the_board_shows_which_excerpt_each_rater_is_on(
     board = client.get(f"/calibration/{session_id}", headers={"HX-Request": "true"}).text
     row = re.search(r'<tr data-rater="Ana">(.*?)</tr>', board, re.S)
     assert row and "Grade 4 fractions" in row.group(1) and "4 / 4" in row.group(1)
-    _guest(app, room["code"], "Dee")
+    join_as_guest(app, room["code"], "Dee")
     board = client.get(f"/calibration/{session_id}", headers={"HX-Request": "true"}).text
     row = re.search(r'<tr data-rater="Dee">(.*?)</tr>', board, re.S)
     assert row and "not started" in row.group(1)
@@ -203,8 +203,8 @@ def test_excerpts_can_be_corrected_or_removed_until_the_first_rating(
     client: TestClient, world: World, app: FastAPI
 ) -> None:
     token = login(client, world.facilitator)
-    calibration = _create(client, token)
-    sid = _stimulus_id(app, calibration)
+    calibration = create_session(client, token)
+    sid = first_stimulus_id(app, calibration)
     fields = {"csrf_token": token, "stimulus_title": "Grade 4, corrected", "kind": "transcript"}
     fixed = client.post(
         f"/calibration/{calibration.id}/stimuli/{sid}",
@@ -242,8 +242,8 @@ def test_excerpts_can_be_corrected_or_removed_until_the_first_rating(
         == 404
     )
     # After the first rating, everyone must rate the same text.
-    ana = _guest(app, calibration.code, "Ana")
-    _rate(*ana, calibration.code, {"questioning": 2}, sid)
+    ana = join_as_guest(app, calibration.code, "Ana")
+    rate_as(*ana, calibration.code, {"questioning": 2}, sid)
     late = client.post(
         f"/calibration/{calibration.id}/stimuli/{sid}", data={**fields, "transcript": "T: Changed."}
     )

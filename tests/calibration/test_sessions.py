@@ -1,6 +1,5 @@
 """Calibration sessions: create, join by code, blind rating, board, reveal, rounds, history."""
 
-import re
 import threading
 
 import pytest
@@ -9,12 +8,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.calibration.models import CalibrationSession, Rating, Stimulus
+from app.calibration.models import Rating
 from app.calibration.routes import join_limit
 from app.calibration.service import CODE_ALPHABET
-from tests.conftest import World, csrf_from, login
-
-TRANSCRIPT = "T: What do you notice?\nS1: Three fourths is bigger.\nS2: I disagree, because..."
+from tests.calibration.helpers import (
+    create_session,
+    first_stimulus_id,
+    join_as_guest,
+    rate_as,
+)
+from tests.helpers import World, csrf_from, login
 
 
 @pytest.fixture(autouse=True)
@@ -22,64 +25,10 @@ def _fresh_limits() -> None:
     join_limit._hits.clear()
 
 
-def _create(
-    client: TestClient, token: str, rubric_slug: str = "math-talk-community"
-) -> CalibrationSession:
-    page = client.get("/calibration").text
-    rubric_id = re.search(
-        rf'<option value="(\d+)"[^>]*>[^<]*{"Math-Talk" if "talk" in rubric_slug else ""}', page
-    )
-    assert rubric_id
-    response = client.post(
-        "/calibration",
-        data={
-            "csrf_token": token,
-            "title": "Fall convening",
-            "rubric_version_id": rubric_id.group(1),
-            "stimulus_title": "Grade 4 fractions",
-            "kind": "transcript",
-            "transcript": TRANSCRIPT,
-        },
-    )
-    assert response.status_code == 303, response.text
-    session_id = int(response.headers["location"].rsplit("/", 1)[1])
-    with Session(client.app.state.engine) as s:  # type: ignore[attr-defined]
-        found = s.get(CalibrationSession, session_id)
-        assert found is not None
-        return found
-
-
-def _guest(app: FastAPI, code: str, name: str) -> tuple[TestClient, str]:
-    guest = TestClient(app, follow_redirects=False)
-    token = csrf_from(guest, "/join")
-    response = guest.post("/join", data={"csrf_token": token, "code": code.lower(), "name": name})
-    assert response.status_code == 303, response.text
-    assert response.headers["location"] == f"/c/{code}"
-    return guest, token
-
-
-def _stimulus_id(app: FastAPI, calibration: CalibrationSession) -> int:
-    with Session(app.state.engine) as s:
-        st = s.exec(select(Stimulus).where(Stimulus.session_id == calibration.id)).one()
-        assert st.id is not None
-        return st.id
-
-
-def _rate(
-    client: TestClient, token: str, code: str, values: dict[str, int], stimulus_id: int
-) -> None:
-    response = client.post(
-        f"/api/calibration/{code}/ratings",
-        json=[{"stimulus_id": stimulus_id, "item_key": k, "value": v} for k, v in values.items()],
-        headers={"X-CSRF-Token": token},
-    )
-    assert response.status_code == 200, response.text
-
-
 def test_facilitator_creates_a_session_with_a_short_unambiguous_code(
     client: TestClient, world: World
 ) -> None:
-    calibration = _create(client, login(client, world.facilitator))
+    calibration = create_session(client, login(client, world.facilitator))
     assert len(calibration.code) == 6 and set(calibration.code) <= set(CODE_ALPHABET)
     assert calibration.item_keys == [
         "questioning",
@@ -105,7 +54,7 @@ def test_another_facilitator_cannot_see_my_session_but_an_admin_can(
 ) -> None:
     from app.accounts.models import Role
 
-    calibration = _create(client, login(client, world.facilitator))
+    calibration = create_session(client, login(client, world.facilitator))
     other_user = world.user(Role.facilitator, email="f2@example.org")
     session.commit()
     other = TestClient(app, follow_redirects=False)
@@ -119,13 +68,13 @@ def test_another_facilitator_cannot_see_my_session_but_an_admin_can(
 def test_guests_rate_blind_and_only_their_own_session(
     client: TestClient, world: World, app: FastAPI, session: Session
 ) -> None:
-    calibration = _create(client, login(client, world.facilitator))
-    sid = _stimulus_id(app, calibration)
-    ana, ana_token = _guest(app, calibration.code, "Ana")
-    ben, ben_token = _guest(app, calibration.code, "Ben")
-    _rate(ana, ana_token, calibration.code, {"questioning": 2, "explaining_thinking": 1}, sid)
-    _rate(ana, ana_token, calibration.code, {"questioning": 3}, sid)  # changed: an upsert
-    _rate(ben, ben_token, calibration.code, {"questioning": 0}, sid)
+    calibration = create_session(client, login(client, world.facilitator))
+    sid = first_stimulus_id(app, calibration)
+    ana, ana_token = join_as_guest(app, calibration.code, "Ana")
+    ben, ben_token = join_as_guest(app, calibration.code, "Ben")
+    rate_as(ana, ana_token, calibration.code, {"questioning": 2, "explaining_thinking": 1}, sid)
+    rate_as(ana, ana_token, calibration.code, {"questioning": 3}, sid)  # changed: an upsert
+    rate_as(ben, ben_token, calibration.code, {"questioning": 0}, sid)
     mine = ana.get(f"/api/calibration/{calibration.code}/ratings").json()["ratings"]
     assert sorted((r["item_key"], r["value"]) for r in mine) == [
         ("explaining_thinking", 1),
@@ -136,7 +85,7 @@ def test_guests_rate_blind_and_only_their_own_session(
     assert "Ben" not in page
     assert session.exec(select(func.count()).select_from(Rating)).one() == 3
     # a guest is limited to the session whose code they used
-    other = _create(client, csrf_from(client, "/calibration"))
+    other = create_session(client, csrf_from(client, "/calibration"))
     assert ana.get(f"/api/calibration/{other.code}/ratings").status_code == 403
     assert ana.get(f"/c/{other.code}").headers["location"] == f"/join?code={other.code}"
     assert ana.get(f"/calibration/{calibration.id}").status_code == 303  # no facilitator pages
@@ -145,9 +94,9 @@ def test_guests_rate_blind_and_only_their_own_session(
 def test_bad_ratings_and_done_raters_are_refused(
     client: TestClient, world: World, app: FastAPI
 ) -> None:
-    calibration = _create(client, login(client, world.facilitator))
-    sid = _stimulus_id(app, calibration)
-    ana, token = _guest(app, calibration.code, "Ana")
+    calibration = create_session(client, login(client, world.facilitator))
+    sid = first_stimulus_id(app, calibration)
+    ana, token = join_as_guest(app, calibration.code, "Ana")
     bad = ana.post(
         f"/api/calibration/{calibration.code}/ratings",
         json=[{"stimulus_id": sid, "item_key": "questioning", "value": 9}],
@@ -175,8 +124,8 @@ def test_wrong_codes_are_rate_limited(client: TestClient, world: World) -> None:
 
 def test_board_reveal_and_the_report(client: TestClient, world: World, app: FastAPI) -> None:
     token = login(client, world.facilitator)
-    calibration = _create(client, token)
-    sid = _stimulus_id(app, calibration)
+    calibration = create_session(client, token)
+    sid = first_stimulus_id(app, calibration)
     client.post(
         f"/calibration/{calibration.id}/master",
         data={
@@ -187,8 +136,8 @@ def test_board_reveal_and_the_report(client: TestClient, world: World, app: Fast
     )
     raters = []
     for name, value in (("Ana", 2), ("Ben", 2), ("Cy", 1)):
-        guest, gtoken = _guest(app, calibration.code, name)
-        _rate(
+        guest, gtoken = join_as_guest(app, calibration.code, name)
+        rate_as(
             guest,
             gtoken,
             calibration.code,
@@ -247,11 +196,11 @@ def test_round_two_starts_blind_and_the_report_shows_the_change(
     client: TestClient, world: World, app: FastAPI
 ) -> None:
     token = login(client, world.facilitator)
-    calibration = _create(client, token)
-    sid = _stimulus_id(app, calibration)
-    guests = [_guest(app, calibration.code, n) for n in ("Ana", "Ben")]
+    calibration = create_session(client, token)
+    sid = first_stimulus_id(app, calibration)
+    guests = [join_as_guest(app, calibration.code, n) for n in ("Ana", "Ben")]
     for (g, t), v in zip(guests, (0, 3), strict=True):
-        _rate(g, t, calibration.code, {"questioning": v}, sid)
+        rate_as(g, t, calibration.code, {"questioning": v}, sid)
     client.post(
         f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "next_round"}
     )
@@ -260,7 +209,7 @@ def test_round_two_starts_blind_and_the_report_shows_the_change(
         "ratings": [],
     }
     for g, t in guests:
-        _rate(g, t, calibration.code, {"questioning": 2}, sid)
+        rate_as(g, t, calibration.code, {"questioning": 2}, sid)
     report = client.get(f"/api/calibration/sessions/{calibration.id}/report").json()
     assert [r["round"] for r in report["rounds"]] == [1, 2]
     assert report["round_change"]["items"]["questioning"] == [0.0, 1.0]
@@ -268,8 +217,8 @@ def test_round_two_starts_blind_and_the_report_shows_the_change(
 
 def test_history_and_the_calibrated_badge(client: TestClient, world: World, app: FastAPI) -> None:
     token = login(client, world.facilitator)
-    calibration = _create(client, token)
-    sid = _stimulus_id(app, calibration)
+    calibration = create_session(client, token)
+    sid = first_stimulus_id(app, calibration)
     client.post(
         f"/calibration/{calibration.id}/master",
         data={
@@ -281,7 +230,7 @@ def test_history_and_the_calibrated_badge(client: TestClient, world: World, app:
     coach = TestClient(app, follow_redirects=False)
     ctoken = login(coach, world.observer)
     coach.post("/join", data={"csrf_token": ctoken, "code": calibration.code})
-    _rate(coach, ctoken, calibration.code, {"questioning": 3, "explaining_thinking": 1}, sid)
+    rate_as(coach, ctoken, calibration.code, {"questioning": 3, "explaining_thinking": 1}, sid)
     assert "No revealed sessions" in coach.get("/calibration-history").text
     client.post(
         f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
@@ -294,10 +243,10 @@ def test_history_and_the_calibrated_badge(client: TestClient, world: World, app:
 
 def test_ratings_csv(client: TestClient, world: World, app: FastAPI) -> None:
     token = login(client, world.facilitator)
-    calibration = _create(client, token)
-    sid = _stimulus_id(app, calibration)
-    guest, gtoken = _guest(app, calibration.code, "=Evil()")
-    _rate(guest, gtoken, calibration.code, {"questioning": 1}, sid)
+    calibration = create_session(client, token)
+    sid = first_stimulus_id(app, calibration)
+    guest, gtoken = join_as_guest(app, calibration.code, "=Evil()")
+    rate_as(guest, gtoken, calibration.code, {"questioning": 1}, sid)
     csv_text = client.get(f"/calibration/{calibration.id}/ratings.csv").text
     lines = csv_text.split("\r\n")
     assert lines[0].startswith("session_id,session_title,rubric_slug,rubric_version,round,rater")
@@ -308,9 +257,9 @@ def test_sixty_raters_rate_at_once_and_nothing_is_lost(
     client: TestClient, world: World, app: FastAPI, session: Session
 ) -> None:
     token = login(client, world.facilitator)
-    calibration = _create(client, token)
-    sid = _stimulus_id(app, calibration)
-    guests = [_guest(app, calibration.code, f"Rater {i:02d}") for i in range(60)]
+    calibration = create_session(client, token)
+    sid = first_stimulus_id(app, calibration)
+    guests = [join_as_guest(app, calibration.code, f"Rater {i:02d}") for i in range(60)]
     barrier = threading.Barrier(len(guests))
     errors: list[BaseException] = []
 
@@ -318,7 +267,7 @@ def test_sixty_raters_rate_at_once_and_nothing_is_lost(
         guest, gtoken = guests[i]
         barrier.wait()
         try:
-            _rate(
+            rate_as(
                 guest,
                 gtoken,
                 calibration.code,
@@ -365,13 +314,13 @@ def test_the_report_is_built_once_for_the_room_and_again_after_a_late_rating(
 
     monkeypatch.setattr(service, "_build_report", counting)
     token = login(client, world.facilitator)
-    calibration = _create(client, token)
-    sid = _stimulus_id(app, calibration)
+    calibration = create_session(client, token)
+    sid = first_stimulus_id(app, calibration)
     guests = []
     for n, name in enumerate(("Ana", "Ben", "Cy", "Dee")):
-        guest, gtoken = _guest(app, calibration.code, name)
+        guest, gtoken = join_as_guest(app, calibration.code, name)
         if name != "Dee":
-            _rate(guest, gtoken, calibration.code, {"questioning": n % 3}, sid)
+            rate_as(guest, gtoken, calibration.code, {"questioning": n % 3}, sid)
         guests.append((guest, gtoken))
     client.post(
         f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
@@ -393,7 +342,7 @@ def test_the_report_is_built_once_for_the_room_and_again_after_a_late_rating(
     client.post(
         f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reopen"}
     )
-    _rate(guests[3][0], guests[3][1], calibration.code, {"questioning": 2}, sid)
+    rate_as(guests[3][0], guests[3][1], calibration.code, {"questioning": 2}, sid)
     client.post(
         f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
     )
@@ -414,7 +363,7 @@ def test_reveal_and_a_new_round_wait_for_the_first_rating(
     client: TestClient, world: World, app: FastAPI
 ) -> None:
     token = login(client, world.facilitator)
-    calibration = _create(client, token)
+    calibration = create_session(client, token)
     for action in ("reveal", "next_round"):
         refused = client.post(
             f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": action}
@@ -427,8 +376,10 @@ def test_reveal_and_a_new_round_wait_for_the_first_rating(
     )
     assert part.status_code == 200 and "<html" not in part.text
     assert "disabled data-reveal" in part.text and 'hx-trigger="every 3s"' in part.text
-    guest, gtoken = _guest(app, calibration.code, "Ana")
-    _rate(guest, gtoken, calibration.code, {"questioning": 2}, _stimulus_id(app, calibration))
+    guest, gtoken = join_as_guest(app, calibration.code, "Ana")
+    rate_as(
+        guest, gtoken, calibration.code, {"questioning": 2}, first_stimulus_id(app, calibration)
+    )
     part = client.get(
         f"/calibration/{calibration.id}",
         headers={"HX-Request": "true", "HX-Target": "status-actions"},
@@ -445,11 +396,13 @@ def test_a_rater_page_learns_when_the_room_moves_on(
     client: TestClient, world: World, app: FastAPI
 ) -> None:
     token = login(client, world.facilitator)
-    calibration = _create(client, token)
-    guest, gtoken = _guest(app, calibration.code, "Ana")
+    calibration = create_session(client, token)
+    guest, gtoken = join_as_guest(app, calibration.code, "Ana")
     state = f"/c/{calibration.code}/state"
     assert guest.get(state, params={"seen": "1:open"}).status_code == 204
-    _rate(guest, gtoken, calibration.code, {"questioning": 2}, _stimulus_id(app, calibration))
+    rate_as(
+        guest, gtoken, calibration.code, {"questioning": 2}, first_stimulus_id(app, calibration)
+    )
     client.post(
         f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
     )

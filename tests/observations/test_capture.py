@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from app.observations.models import Observation, ObservationRevision, ObservationStatus
 from app.rubrics.models import RubricVersion
-from tests.conftest import World, login
+from tests.helpers import World, login
 
 
 def _start(client: TestClient, token: str, **fields: str) -> uuid.UUID:

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from app.accounts.models import Teacher
 from app.rubrics.models import RubricVersion
-from tests.conftest import World, login
+from tests.helpers import World, login
 from tests.observations.conftest import make_observation
 
 

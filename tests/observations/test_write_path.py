@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from app.observations import service
 from app.observations.models import Observation, ObservationRevision, ObservationStatus
-from tests.conftest import World, login
+from tests.helpers import World, login
 from tests.sync.conftest import item, push
 
 

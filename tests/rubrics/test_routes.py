@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.rubrics.loader import RUBRICS_DIR, sync_rubrics
-from tests.conftest import World, login
+from tests.helpers import World, login
 from tests.rubrics.test_loader import VALID, write
 
 ROLES = ["observer", "principal", "facilitator", "admin"]

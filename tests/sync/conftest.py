@@ -5,7 +5,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import World
+from tests.helpers import World
 
 
 def payload(world: World, **overrides: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from app.accounts import service as accounts
 from app.observations.models import Observation
-from tests.conftest import World, login
+from tests.helpers import World, login
 from tests.sync.conftest import item, push
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.observations.models import Observation, ObservationConflict, ObservationRevision
-from tests.conftest import World, login
+from tests.helpers import World, login
 from tests.sync.conftest import item, payload, push
 
 
