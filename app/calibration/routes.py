@@ -412,21 +412,18 @@ async def set_master(
     """Set the master (anchor) scores and their rationale, hidden until reveal."""
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
     form = await request.form()
-    s = service.setup(session=session, calibration=calibration)
-    for st in s.stimuli:
-        for item in s.items:
-            key = f"{st.id}-{item.key}"
-            raw = str(form.get(f"master-{key}", ""))
-            rationale = str(form.get(f"rationale-{key}", ""))
-            assert st.id is not None
-            service.set_master(
-                session=session,
-                calibration=calibration,
-                stimulus_id=st.id,
-                item_key=item.key,
-                value=parse_int(raw, minimum=-MAX_ID),
-                rationale=rationale,
-            )
+    entries: dict[tuple[int, str], tuple[int | None, str]] = {}
+    for key, raw in form.items():
+        if key.startswith("master-") and isinstance(raw, str):
+            stimulus, _, item = key[len("master-") :].partition("-")
+            stimulus_id = parse_id(stimulus)
+            rationale = form.get(f"rationale-{key[len('master-') :]}", "")
+            if stimulus_id is not None:
+                entries[(stimulus_id, item[:63])] = (
+                    parse_int(raw, minimum=-MAX_ID),
+                    rationale if isinstance(rationale, str) else "",
+                )
+    service.set_masters(session=session, calibration=calibration, entries=entries)
     return RedirectResponse(f"/calibration/{calibration.id}#master", status_code=303)
 
 

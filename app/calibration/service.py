@@ -299,42 +299,42 @@ def _touch(session: Session, calibration: CalibrationSession) -> None:
     session.expire(calibration, ["revision"])
 
 
-def set_master(
+def set_masters(
     *,
     session: Session,
     calibration: CalibrationSession,
-    stimulus_id: int,
-    item_key: str,
-    value: int | None,
-    rationale: str,
+    entries: dict[tuple[int, str], tuple[int | None, str]],
 ) -> None:
-    """Set (or clear, with value None) the master score of a stimulus x item."""
+    """Set (or clear, with value None) master scores: (stimulus id, item key) -> (level,
+    rationale). Unknown excerpts or items are refused, and nothing is saved then."""
     s = setup(session=session, calibration=calibration)
-    item = next((i for i in s.items if i.key == item_key), None)
-    if item is None or stimulus_id not in {st.id for st in s.stimuli}:
-        raise NotFound("No such stimulus or item in this session.")
-    existing = session.exec(
-        select(MasterScore).where(
-            MasterScore.stimulus_id == stimulus_id, MasterScore.item_key == item_key
-        )
-    ).first()
-    if value is None:
-        if existing:
-            session.delete(existing)
-            _touch(session, calibration)
-        return
-    if value not in [lv.value for lv in item.levels]:
-        raise Invalid(f"{value} is not a level of {item.title}.")
+    items = {i.key: i for i in s.items}
+    stimulus_ids = {st.id for st in s.stimuli}
+    for (stimulus_id, item_key), (value, _rationale) in entries.items():
+        item = items.get(item_key)
+        if item is None or stimulus_id not in stimulus_ids:
+            raise NotFound("No such stimulus or item in this session.")
+        if value is not None and value not in [lv.value for lv in item.levels]:
+            raise Invalid(f"{value} is not a level of {item.title}.")
+    existing = masters(session=session, calibration=calibration)
     assert calibration.id is not None
-    master = existing or MasterScore(
-        session_id=calibration.id, stimulus_id=stimulus_id, item_key=item_key, value=value
-    )
-    changed = existing is None or (existing.value, existing.rationale) != (
-        value,
-        rationale.strip()[:4000],
-    )
-    master.value, master.rationale = value, rationale.strip()[:4000]
-    session.add(master)
+    changed = False
+    for key, (value, rationale) in entries.items():
+        found = existing.get(key)
+        text = rationale.strip()[:4000]
+        if value is None:
+            if found is not None:
+                session.delete(found)
+                changed = True
+            continue
+        if found is not None and (found.value, found.rationale) == (value, text):
+            continue
+        master = found or MasterScore(
+            session_id=calibration.id, stimulus_id=key[0], item_key=key[1], value=value
+        )
+        master.value, master.rationale = value, text
+        session.add(master)
+        changed = True
     if changed:
         _touch(session, calibration)
 

@@ -130,49 +130,31 @@ async def start(request: Request, user: Recorder, session: SessionDep) -> Respon
     if version_number is None:
         errors["rubric"] = "Choose a rubric."
     school_id = parse_id(raw["school_id"]) or user.school_id
-    teacher = _match_teacher(session, user, raw["teacher"], school_id)
     if not raw["teacher"].strip():
         errors["teacher"] = "Choose a teacher or type their name."
     if errors:
         return _start_page(request, session, user, raw, errors, status_code=422)
     assert observed_at is not None and version_number is not None
-    existing = session.get(Observation, obs_id)
-    if existing is not None and existing.observer_id == user.id:
-        return RedirectResponse(
-            f"/observations/{obs_id}/edit", status_code=303
-        )  # a resubmitted form
-    if existing is not None:
-        obs_id = new_observation_id()
-    payload = service.ObservationPayload(
+    started = service.start(
+        session=session,
+        author=user,
+        obs_id=obs_id,
+        teachers=_teachers_for(session, user),
+        teacher_name=raw["teacher"],
+        school_id=school_id,
         rubric_slug=slug,
         rubric_version=version_number,
-        teacher_id=teacher.id if teacher else None,
-        teacher_name="" if teacher else raw["teacher"].strip()[:200],
-        school_id=school_id,
-        grade=raw["grade"][:10],
-        subject=raw["subject"][:200],
+        grade=raw["grade"],
+        subject=raw["subject"],
         observed_at=observed_at,
     )
-    outcome = service.write_one(
-        session=session, author=user, device=None, obs_id=obs_id, base_revision=0, payload=payload
-    )
-    if outcome.status == "rejected":
+    if started.outcome is not None and started.outcome.status == "rejected":
+        outcome = started.outcome
         errors = {d["field"]: d["message"] for d in outcome.details} or {
             "teacher": outcome.reason or "The observation could not be started."
         }
         return _start_page(request, session, user, raw, errors, status_code=422)
-    return RedirectResponse(f"/observations/{obs_id}/edit", status_code=303)
-
-
-def _match_teacher(
-    session: Session, user: User, name: str, school_id: int | None
-) -> Teacher | None:
-    """The roster teacher with exactly this name (at the chosen school when there are several)."""
-    wanted = name.strip().casefold()
-    matches = [t for t in _teachers_for(session, user) if t.name.casefold() == wanted]
-    if len(matches) > 1:
-        matches = [t for t in matches if t.school_id == school_id]
-    return matches[0] if len(matches) == 1 else None
+    return RedirectResponse(f"/observations/{started.obs_id}/edit", status_code=303)
 
 
 # --- capture -------------------------------------------------------------------------------------

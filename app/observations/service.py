@@ -32,6 +32,7 @@ from app.observations.models import (
     ObservationConflict,
     ObservationRevision,
     ObservationStatus,
+    new_observation_id,
 )
 from app.rubrics.loader import CheckItem, CountItem, RubricDefinition, ScaleItem, TextItem
 from app.rubrics.models import RubricStatus, RubricVersion
@@ -491,6 +492,59 @@ def write_one(
         changes=[Change(obs_id, base_revision, payload)],
     )
     return outcome
+
+
+@dataclass
+class Started:
+    """What starting a walk-through came to: the observation to open (`resumed` when the form
+    was sent twice), or the outcome of a refusal."""
+
+    obs_id: uuid.UUID
+    outcome: Outcome | None = None
+    resumed: bool = False
+
+
+def start(
+    *,
+    session: Session,
+    author: User,
+    obs_id: uuid.UUID,
+    teachers: list[Teacher],
+    teacher_name: str,
+    school_id: int | None,
+    rubric_slug: str,
+    rubric_version: int,
+    grade: str,
+    subject: str,
+    observed_at: datetime,
+) -> Started:
+    """Create a draft through the one write path. The teacher is the roster teacher with
+    exactly this name among `teachers` (at the chosen school when there are several),
+    otherwise the typed name is kept; a form sent again opens the draft it made."""
+    existing = session.get(Observation, obs_id)
+    if existing is not None and existing.observer_id == author.id:
+        return Started(obs_id, resumed=True)
+    if existing is not None:  # another person's id: this one gets its own
+        obs_id = new_observation_id()
+    wanted = teacher_name.strip().casefold()
+    matches = [t for t in teachers if t.name.casefold() == wanted]
+    if len(matches) > 1:
+        matches = [t for t in matches if t.school_id == school_id]
+    teacher = matches[0] if len(matches) == 1 else None
+    payload = ObservationPayload(
+        rubric_slug=rubric_slug,
+        rubric_version=rubric_version,
+        teacher_id=teacher.id if teacher else None,
+        teacher_name="" if teacher else teacher_name.strip()[:200],
+        school_id=school_id,
+        grade=grade[:10],
+        subject=subject[:200],
+        observed_at=observed_at,
+    )
+    outcome = write_one(
+        session=session, author=author, device=None, obs_id=obs_id, base_revision=0, payload=payload
+    )
+    return Started(obs_id, outcome=outcome)
 
 
 def amend(

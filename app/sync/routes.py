@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
 
 from app.accounts.deps import CurrentUser, OptionalUser, ReadingUser
 from app.db import Count, Id, SessionDep, parse_int, run_write
@@ -47,7 +48,21 @@ class PushResponse(BaseModel):
     results: list[service.ItemResult]
 
 
-@router.post("/api/sync/push", tags=["sync"], response_model=PushResponse)
+@router.post(
+    "/api/sync/push",
+    tags=["sync"],
+    response_model=PushResponse,
+    # The body is read item by item (one bad item never fails the others), so FastAPI does
+    # not parse it; its schema is documented here.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/PushRequest"}}
+            },
+        }
+    },
+)
 async def push(request: Request, user: ReadingUser) -> Response:
     """Send observations made on a device. Each item gets its own result: created, updated,
     duplicate (already stored: an idempotent replay), conflict (the server moved on; both
@@ -203,10 +218,10 @@ def resolve_conflict(
 
 def extra_openapi_schemas() -> dict[str, Any]:
     """Schemas the push body refers to (it is parsed item by item, so FastAPI cannot infer them)."""
-    from pydantic.json_schema import models_json_schema
 
     _, defs = models_json_schema(
-        [(service.PushItem, "validation")], ref_template="#/components/schemas/{model}"
+        [(service.PushItem, "validation"), (PushRequest, "validation")],
+        ref_template="#/components/schemas/{model}",
     )
     return dict(defs.get("$defs", {}))
 
