@@ -48,8 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     if args.command == "migrate":
-        migrate(settings.database_url)
-        print("Database is up to date.")
+        before, after = migrate(settings.database_url)
+        if before is None:
+            print(f"Database created (schema revision {after}).")
+        elif before != after:
+            print(f"Database migrated from schema revision {before} to {after}.")
+        else:
+            print(f"Database is up to date (schema revision {after}).")
         return 0
     if args.command == "demo-data":
         if settings.env == "production":

@@ -19,6 +19,7 @@ import anyio
 import anyio.to_thread
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from annotated_types import Ge, Le
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event, text
@@ -217,9 +218,21 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def migrate(url: str) -> None:
-    """Bring the database at url to the newest migration (alembic upgrade head)."""
+def migrate(url: str) -> tuple[str | None, str | None]:
+    """Bring the database at url to the newest migration (alembic upgrade head); returns
+    its revision before and after (None: an empty database)."""
+
+    def revision() -> str | None:
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                return MigrationContext.configure(conn).get_current_revision()
+        finally:
+            engine.dispose()
+
+    before = revision()
     command.upgrade(alembic_config(url), "head")
+    return before, revision()
 
 
 # SQLite has one writer at a time. Requests that write queue here, waiting in threads of

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
@@ -28,9 +28,11 @@ from app.sync.routes import router as sync_router
 from app.web import (
     APP_DIR,
     SECURITY_HEADERS,
+    SWAGGER_UI_VERSION,
     compute_build_id,
     install_error_handlers,
     reject_nul_text,
+    render,
 )
 
 
@@ -47,14 +49,24 @@ class SecurityHeaders:
 
         # Pages, JSON and CSV downloads carry personnel data: no shared or disk cache keeps
         # them unless a route says otherwise (static files, immutable rubric versions).
-        cacheable = scope["path"].startswith("/static/")
+        path = scope["path"]
+        cacheable = path.startswith("/static/") or path == "/favicon.ico"
+        # Vendored files carry their version in the name: kept for a year. Other static
+        # files are revalidated (ETag) on each use; devices keep them offline per build.
+        static_cache = (
+            b"public, max-age=31536000, immutable"
+            if path.startswith("/static/vendor/")
+            else b"public, max-age=86400"
+            if path == "/favicon.ico"
+            else b"no-cache"
+        )
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
                 extra = [(k, v) for k, v in SECURITY_HEADERS if k not in names]
-                if not cacheable and b"cache-control" not in names:
-                    extra.append((b"cache-control", b"no-store"))
+                if b"cache-control" not in names:
+                    extra.append((b"cache-control", static_cache if cacheable else b"no-store"))
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
@@ -104,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Walkthrough",
         summary="Classroom observation, offline sync and observer calibration",
         dependencies=[Depends(reject_nul_text), Depends(verify_csrf)],
-        docs_url="/api/docs",
+        docs_url=None,  # served below from vendored files: the CSP allows no CDN
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -139,6 +151,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(calibration_router)
     app.include_router(exports_router)
     _document_push_items(app)
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs(request: Request) -> Response:
+        """Swagger UI for the API, from vendored files and a script of ours (no inline code)."""
+        return render(request, "api_docs.html", {"swagger_ui": SWAGGER_UI_VERSION})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(APP_DIR / "static" / "icons" / "favicon.ico", media_type="image/x-icon")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:

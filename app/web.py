@@ -56,6 +56,8 @@ async def reject_nul_text(request: Request) -> None:
 
 
 HTMX_FILE = "vendor/htmx-2.0.11.min.js"
+# Vendored by scripts/vendor-swagger-ui into app/static/vendor/ (version in the file names).
+SWAGGER_UI_VERSION = "5.35.0"
 
 
 def csrf_token(request: Request) -> str:

@@ -23,9 +23,16 @@ ensure_venv() {
   local want
   want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)${extras}"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "==> Installing Walkthrough${extras} into .venv"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+    echo "==> Installing Walkthrough${extras} into .venv (log: .venv/install.log)"
+    # The build backend's notices (editable installs) go to the log; on failure it is shown.
+    if ! {
+      .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip &&
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+    } > .venv/install.log 2>&1; then
+      cat .venv/install.log >&2
+      echo "error: installing Walkthrough${extras} failed (above, and in .venv/install.log)." >&2
+      exit 1
+    fi
     echo "$want" > "$stamp"
   fi
 }

@@ -53,7 +53,12 @@ def draw(size: int, maskable: bool) -> bytes:
 
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
-    for size in (180, 192, 512):
+    for size in (180, 192, 512):  # the large ones unchanged by re-running
         (OUT / f"icon-{size}.png").write_bytes(draw(size, maskable=False))
     (OUT / "icon-maskable-512.png").write_bytes(draw(512, maskable=True))
+    small = draw(32, maskable=False)
+    (OUT / "icon-32.png").write_bytes(small)
+    # favicon.ico: one 32x32 image, stored as PNG inside the ICO container (Vista and later).
+    entry = struct.pack("<BBBBHHII", 32, 32, 0, 0, 1, 32, len(small), 6 + 16)
+    (OUT / "favicon.ico").write_bytes(struct.pack("<HHH", 0, 1, 1) + entry + small)
     print(f"icons written to {OUT}")

@@ -73,3 +73,19 @@ def test_demo_data_is_refused_in_production(cli_env, monkeypatch, capsys) -> Non
     assert cli.main(["demo-data"]) == 2
     assert "never loaded in production" in capsys.readouterr().err
     assert _count(cli_env, User) == 0
+
+
+def test_migrate_says_what_it_did(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("WALKTHROUGH_DATABASE_URL", f"sqlite:///{tmp_path}/new.db")
+    monkeypatch.setenv("WALKTHROUGH_SECRET_KEY", "cli-test-secret")
+    monkeypatch.setenv("WALKTHROUGH_ENV", "test")
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["migrate"]) == 0
+        assert capsys.readouterr().out.startswith("Database created (schema revision ")
+        assert cli.main(["migrate"]) == 0
+        assert capsys.readouterr().out.startswith("Database is up to date (schema revision ")
+    finally:
+        get_settings.cache_clear()

@@ -32,3 +32,21 @@ def test_health_is_503_when_the_sqlite_file_is_a_directory(tmp_path) -> None:  #
     response = TestClient(app).get("/healthz")
     assert response.status_code == 503
     assert response.json()["status"] == "error"
+
+
+def test_favicon_and_static_caching(client: TestClient) -> None:
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO container
+    assert icon.headers["cache-control"] == "public, max-age=86400"
+    # Versioned vendor files are immutable; the app's own are revalidated on each use.
+    vendored = client.get("/static/vendor/htmx-2.0.11.min.js")
+    assert vendored.headers["cache-control"] == "public, max-age=31536000, immutable"
+    own = client.get("/static/app.css")
+    assert own.headers["cache-control"] == "no-cache" and own.headers.get("etag")
+    assert (
+        client.get("/static/app.css", headers={"If-None-Match": own.headers["etag"]}).status_code
+        == 304
+    )
+    # Pages keep personnel data out of caches.
+    assert client.get("/login").headers["cache-control"] == "no-store"

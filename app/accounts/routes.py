@@ -1,6 +1,7 @@
 """Sign-in, the home page and the admin pages for users, schools, teachers and the roster."""
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -8,9 +9,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.accounts import service
 from app.accounts.deps import AdminUser, CurrentUser, OptionalUser, end_session, start_session
-from app.accounts.models import GRADES, Role
+from app.accounts.models import GRADES, Role, Teacher, User
 from app.db import Id, SessionDep, parse_id
-from app.errors import BadRequest, Invalid, TooManyRequests
+from app.errors import Invalid, TooManyRequests
 from app.web import render
 
 router = APIRouter()
@@ -155,11 +156,76 @@ def set_user_active(
 ) -> Response:
     """Deactivate or reactivate a user."""
     user = service.get_user(session=session, user_id=user_id)
-    if user.id == admin.id and active == "false":
-        raise BadRequest("You cannot deactivate your own account.")
-    service.set_active(session=session, user=user, active=active == "true")
+    service.set_active(session=session, admin=admin, user=user, active=active == "true")
     verb = "Reactivated" if user.active else "Deactivated"
     return _users_page(request, session, notice=f"{verb} {user.name}.")
+
+
+@router.get("/admin/users/{user_id}", response_class=HTMLResponse)
+def edit_user_page(
+    request: Request, admin: AdminUser, session: SessionDep, user_id: Id
+) -> Response:
+    """One user's name, e-mail, role and school, to change."""
+    user = service.get_user(session=session, user_id=user_id)
+    form = {
+        "name": user.name,
+        "email": user.email,
+        "role": user.role.value,
+        "school_id": str(user.school_id or ""),
+    }
+    return _edit_user_page(request, session, user, form, {})
+
+
+def _edit_user_page(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    form: dict[str, str],
+    errors: dict[str, str],
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "admin/user.html",
+        {
+            "u": user,
+            "form": form,
+            "errors": errors,
+            "roles": list(Role),
+            "schools": service.list_schools(session=session),
+        },
+        status_code=status_code,
+    )
+
+
+@router.post("/admin/users/{user_id}", response_class=HTMLResponse)
+def update_user(
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    user_id: Id,
+    email: Annotated[str, Form(max_length=320)] = "",
+    name: Annotated[str, Form(max_length=200)] = "",
+    role: Annotated[str, Form(max_length=20)] = "",
+    school_id: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Save a user's details; on errors the form comes back filled in, each error by its field."""
+    user = service.get_user(session=session, user_id=user_id)
+    form = {"email": email, "name": name, "role": role, "school_id": school_id}
+    try:
+        service.update_user(
+            session=session,
+            admin=admin,
+            user=user,
+            email=email,
+            name=name,
+            role=role,
+            school_id=parse_id(school_id),
+        )
+    except Invalid as exc:
+        errors = {str(d["field"]): str(d["message"]) for d in exc.details}
+        return _edit_user_page(request, session, user, form, errors, status_code=422)
+    return _users_page(request, session, notice=f"Saved {user.name} ({user.role.label}).")
 
 
 @router.post("/admin/users/{user_id}/password", response_class=HTMLResponse)
@@ -261,6 +327,110 @@ def teachers_page(
     )
 
 
+def _teacher_page(
+    request: Request,
+    session: SessionDep,
+    teacher: Teacher | None,
+    form: dict[str, str],
+    errors: dict[str, str],
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "admin/teacher.html",
+        {
+            "t": teacher,
+            "form": form,
+            "errors": errors,
+            "schools": service.list_schools(session=session),
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/admin/teachers/new", response_class=HTMLResponse)
+def new_teacher_page(request: Request, admin: AdminUser, session: SessionDep) -> Response:
+    """Add one teacher without a roster file."""
+    return _teacher_page(request, session, None, {"active": "true"}, {})
+
+
+@router.get("/admin/teachers/{teacher_id}", response_class=HTMLResponse)
+def edit_teacher_page(
+    request: Request, admin: AdminUser, session: SessionDep, teacher_id: Id
+) -> Response:
+    """One teacher's name, school, grades, staff id and whether they are on the roster."""
+    t = service.get_teacher(session=session, teacher_id=teacher_id)
+    form = {
+        "name": t.name,
+        "school_id": str(t.school_id),
+        "grades": ", ".join(t.grade_list),
+        "district_id": t.district_id or "",
+        "active": "true" if t.active else "false",
+    }
+    return _teacher_page(request, session, t, form, {})
+
+
+TeacherName = Annotated[str, Form(max_length=200)]
+ShortField = Annotated[str, Form(max_length=200)]
+
+
+@router.post("/admin/teachers", response_class=HTMLResponse)
+def create_teacher(
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    name: TeacherName = "",
+    school_id: ShortField = "",
+    grades: ShortField = "",
+    district_id: ShortField = "",
+    active: ShortField = "true",
+) -> Response:
+    """Add a teacher; errors come back by their field with the form filled in."""
+    form = {"name": name, "school_id": school_id, "grades": grades}
+    return _save_teacher(
+        request, session, None, {**form, "district_id": district_id, "active": active}
+    )
+
+
+@router.post("/admin/teachers/{teacher_id}", response_class=HTMLResponse)
+def update_teacher(
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    teacher_id: Id,
+    name: TeacherName = "",
+    school_id: ShortField = "",
+    grades: ShortField = "",
+    district_id: ShortField = "",
+    active: ShortField = "true",
+) -> Response:
+    """Save a teacher; errors come back by their field with the form filled in."""
+    teacher = service.get_teacher(session=session, teacher_id=teacher_id)
+    form = {"name": name, "school_id": school_id, "grades": grades}
+    return _save_teacher(
+        request, session, teacher, {**form, "district_id": district_id, "active": active}
+    )
+
+
+def _save_teacher(
+    request: Request, session: SessionDep, teacher: Teacher | None, form: dict[str, str]
+) -> Response:
+    try:
+        saved = service.save_teacher(
+            session=session,
+            teacher=teacher,
+            name=form["name"],
+            school_id=parse_id(form["school_id"]),
+            grades=form["grades"],
+            district_id=form["district_id"],
+            active=form["active"] != "false",
+        )
+    except Invalid as exc:
+        errors = {str(d["field"]): str(d["message"]) for d in exc.details}
+        return _teacher_page(request, session, teacher, form, errors, status_code=422)
+    return RedirectResponse(f"/admin/teachers?q={quote(saved.name)}", status_code=303)
+
+
 @router.get("/admin/roster", response_class=HTMLResponse)
 def roster_page(request: Request, admin: AdminUser) -> Response:
     """The roster import form with the documented columns."""
@@ -308,6 +478,32 @@ async def import_roster(
 
 
 # --- personal API tokens -----------------------------------------------------------------------
+
+
+@router.get("/account/password", response_class=HTMLResponse)
+def password_page(request: Request, user: CurrentUser) -> Response:
+    """Change your own password (you need the current one)."""
+    return render(request, "accounts/password.html", {"errors": {}, "done": False})
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+def change_password(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    current: Annotated[str, Form(max_length=1024)] = "",
+    new: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    """Set a new password; every other sign-in of yours ends, this one goes on."""
+    try:
+        service.change_own_password(session=session, user=user, current=current, new=new)
+    except Invalid as exc:
+        errors = {str(d["field"]): str(d["message"]) for d in exc.details}
+        return render(
+            request, "accounts/password.html", {"errors": errors, "done": False}, status_code=422
+        )
+    start_session(request, session, user)
+    return render(request, "accounts/password.html", {"errors": {}, "done": True})
 
 
 @router.get("/account/tokens", response_class=HTMLResponse)

@@ -25,7 +25,7 @@ from app.accounts.models import (
 )
 from app.config import Settings
 from app.db import next_seq, utcnow
-from app.errors import Invalid, NotFound, TooManyRequests
+from app.errors import Conflict, Invalid, NotFound, TooManyRequests
 from app.security import hash_password, verify_password
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -147,8 +147,13 @@ def _password_errors(password: str) -> list[dict[str, str]]:
     return []
 
 
-def set_active(*, session: Session, user: User, active: bool) -> User:
-    """Deactivate (signing the user out everywhere) or reactivate a user."""
+def set_active(*, session: Session, admin: User, user: User, active: bool) -> User:
+    """Deactivate (signing the user out everywhere) or reactivate a user. Admins cannot
+    deactivate themselves, and the district keeps at least one active admin."""
+    if not active and user.id == admin.id:
+        raise Conflict("You cannot deactivate your own account: another admin can.")
+    if not active and user.role == Role.admin and user.active and _active_admins(session) <= 1:
+        raise Conflict("This is the district's only active admin: make another admin first.")
     user.active = active
     user.renew_stamp()
     session.add(user)
@@ -167,6 +172,88 @@ def reset_password(*, session: Session, user: User, password: str) -> User:
     session.exec(delete(LoginFailure).where(col(LoginFailure.email) == user.email))
     session.flush()
     return user
+
+
+def _active_admins(session: Session) -> int:
+    return int(
+        session.execute(
+            sa_select(func.count())
+            .select_from(User)
+            .where(col(User.role) == Role.admin, col(User.active).is_(True))
+        ).scalar_one()
+    )
+
+
+def update_user(
+    *,
+    session: Session,
+    admin: User,
+    user: User,
+    email: str,
+    name: str,
+    role: str,
+    school_id: int | None,
+) -> User:
+    """Change a user's name, e-mail, role and school; errors name the field. The district
+    always keeps an active admin: the last one cannot be given another role."""
+    errors: list[dict[str, str]] = []
+    email = email.strip().lower()
+    name = name.strip()[:200]
+    if not EMAIL_RE.match(email):
+        errors.append(
+            {"field": "email", "message": "Enter an email address like name@district.org."}
+        )
+    elif (
+        other := session.exec(select(User).where(User.email == email)).first()
+    ) is not None and other.id != user.id:
+        errors.append({"field": "email", "message": "Another user has this email."})
+    if not name:
+        errors.append({"field": "name", "message": "Enter the person's name."})
+    try:
+        parsed_role = Role(role)
+    except ValueError:
+        errors.append({"field": "role", "message": "Choose one of the listed roles."})
+        parsed_role = user.role
+    if parsed_role in ROLES_WITH_SCHOOL:
+        if school_id is None:
+            errors.append(
+                {"field": "school_id", "message": "Observers and principals need a school."}
+            )
+        elif session.get(School, school_id) is None:
+            errors.append({"field": "school_id", "message": "Choose one of the listed schools."})
+    else:
+        school_id = None
+    if (
+        user.role == Role.admin
+        and parsed_role != Role.admin
+        and user.active
+        and _active_admins(session) <= 1
+    ):
+        errors.append(
+            {
+                "field": "role",
+                "message": "This is the district's only active admin: make another admin first.",
+            }
+        )
+    if errors:
+        raise Invalid("The user was not changed.", details=errors)
+    user.email, user.name, user.role, user.school_id = email, name, parsed_role, school_id
+    session.add(user)
+    session.flush()
+    return user
+
+
+def change_own_password(*, session: Session, user: User, current: str, new: str) -> User:
+    """A person changes their own password, with their current one; their other sessions
+    end (the caller starts a fresh one for this browser)."""
+    ok, _rehash = verify_password(current, user.password_hash)
+    errors = [] if ok else [{"field": "current", "message": "That is not your current password."}]
+    errors.extend({**e, "field": "new"} for e in _password_errors(new))
+    if ok and new == current:
+        errors.append({"field": "new", "message": "Choose a password you have not been using."})
+    if errors:
+        raise Invalid("Your password was not changed.", details=errors)
+    return reset_password(session=session, user=user, password=new)
 
 
 # --- schools and teachers --------------------------------------------------------------------
@@ -210,6 +297,56 @@ def list_teachers(*, session: Session, school_id: int | None = None, q: str = ""
             )
         )
     return list(session.exec(stmt))
+
+
+def save_teacher(
+    *,
+    session: Session,
+    teacher: Teacher | None,
+    name: str,
+    school_id: int | None,
+    grades: str,
+    district_id: str,
+    active: bool = True,
+) -> Teacher:
+    """Add one teacher (teacher None) or change one, without a roster file; errors name
+    the field. Like a roster import, the change reaches devices on their next sync."""
+    errors: list[dict[str, str]] = []
+    name = " ".join(name.split())[:200]
+    district = district_id.strip()[:100] or None
+    if not name:
+        errors.append({"field": "name", "message": "Enter the teacher's name."})
+    if school_id is None or session.get(School, school_id) is None:
+        errors.append({"field": "school_id", "message": "Choose one of the listed schools."})
+    try:
+        grade_list = parse_grades(grades)
+    except ValueError as exc:
+        errors.append({"field": "grades", "message": f"{exc}."})
+        grade_list = []
+    if district is not None:
+        other = session.exec(select(Teacher).where(Teacher.district_id == district)).first()
+        if other is not None and (teacher is None or other.id != teacher.id):
+            errors.append(
+                {"field": "district_id", "message": f"{other.name} already has this staff id."}
+            )
+    if errors:
+        raise Invalid("The teacher was not saved.", details=errors)
+    assert school_id is not None
+    teacher = teacher or Teacher(name=name, school_id=school_id)
+    teacher.name, teacher.school_id, teacher.grades = name, school_id, ",".join(grade_list)
+    teacher.district_id, teacher.active = district, active
+    teacher.updated_at, teacher.change_seq = utcnow(), next_seq(session)
+    session.add(teacher)
+    session.flush()
+    return teacher
+
+
+def get_teacher(*, session: Session, teacher_id: int) -> Teacher:
+    """One teacher, or NotFound."""
+    teacher = session.get(Teacher, teacher_id)
+    if teacher is None:
+        raise NotFound("No such teacher.")
+    return teacher
 
 
 def parse_grades(raw: str) -> list[str]:

@@ -128,8 +128,9 @@ async def calculate(request: Request) -> JSONResponse:
 
 
 @router.get("/agreement", response_class=HTMLResponse)
-def calculator_page(request: Request) -> Response:
-    """The calculator with a CSV upload: one column per rater, one row per unit."""
+def calculator_page(request: Request, _user: OptionalUser) -> Response:
+    """The calculator with a CSV upload: one column per rater, one row per unit (public; a
+    signed-in visitor keeps their navigation)."""
     return render(
         request,
         "calibration/calculator.html",
@@ -140,6 +141,7 @@ def calculator_page(request: Request) -> Response:
 @router.post("/agreement", response_class=HTMLResponse)
 async def calculator_upload(
     request: Request,
+    _user: OptionalUser,
     file: Annotated[UploadFile | None, File()] = None,
     categories: Annotated[str, Form(max_length=2000)] = "",
     level: Annotated[str, Form(max_length=20)] = "ordinal",

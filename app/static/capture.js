@@ -79,8 +79,22 @@
   var mode = form.dataset.mode; // "server": an observation the server sent; "shell": offline page
   var saveStatus = $("[data-save-status]", form);
   var timerEl = $("[data-timer]", form);
-  var startedAt = form.dataset.startedAt ? new Date(form.dataset.startedAt) : new Date();
   var obsId = mode === "server" ? form.dataset.obsId : location.hash.slice(1);
+  var startedAt = form.dataset.startedAt ? new Date(form.dataset.startedAt) : new Date();
+  // The start form gives the visit's time to the minute, so a visit begun just now would
+  // open at 0:25. Within two minutes of that time the timer counts from this observation's
+  // first opening on the device instead.
+  var timerKey = "walkthrough-timer-" + obsId;
+  var firstOpen = Number(localStorage.getItem(timerKey)) || 0;
+  if (!firstOpen) {
+    firstOpen = Date.now();
+    try { localStorage.setItem(timerKey, String(firstOpen)); } catch (e) { /* storage full */ }
+  }
+  function visitStart(observedAt) {
+    var lead = firstOpen - observedAt.getTime();
+    return lead >= 0 && lead < 120000 ? new Date(firstOpen) : observedAt;
+  }
+  startedAt = visitStart(startedAt);
   var draft = null;
   var pending = null;
   var pendingTimer = null;
@@ -108,6 +122,25 @@
     var next = Math.min(max, Math.max(0, (Number(input.value) || 0) + Number(button.dataset.step)));
     input.value = String(next);
     input.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+
+  // A typed tally outside its range is corrected where it is typed, with a word why (the
+  // browser's own bubble would hide under the sticky header at submit).
+  form.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.closest || !input.closest("[data-tally]") || input.type !== "number") return;
+    var max = input.max ? Number(input.max) : Infinity;
+    var typed = Number(input.value);
+    var note = input.closest("[data-tally]").parentElement.querySelector("[data-tally-note]");
+    var fixed = !isFinite(typed) || input.value === "" ? 0 : Math.min(max, Math.max(0, Math.round(typed)));
+    if (note) {
+      note.textContent = fixed === typed ? "" :
+        (typed < 0 ? "A count cannot be below 0: set to 0." : typed > max ? "At most " + max + ": set to " + max + "." : "Counts are whole numbers: set to " + fixed + ".");
+    }
+    if (fixed !== typed || input.value === "") {
+      input.value = String(fixed);
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+    }
   });
 
   // Timed notes: a new row stamped with the current minute of the lesson.
@@ -452,7 +485,7 @@
           $("[data-context]", form).textContent = [$("[data-context]", form).textContent]
             .concat(p.grade ? ["Grade " + p.grade] : []).concat(p.subject ? [p.subject] : []).join(" · ");
           document.title = (stored.label || "Observation") + " · Walkthrough";
-          startedAt = new Date(p.observed_at);
+          startedAt = visitStart(new Date(p.observed_at));
           tick();
         }
         var kept = null;

@@ -115,7 +115,7 @@ def test_admin_cannot_deactivate_themself(client: TestClient, world: World) -> N
     response = client.post(
         f"/admin/users/{world.admin.id}/active", data={"active": "false", "csrf_token": token}
     )
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "cannot deactivate your own account" in response.text
 
 

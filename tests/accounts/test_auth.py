@@ -115,7 +115,7 @@ def test_deactivated_user_cannot_sign_in_and_is_signed_out(
 ) -> None:
     login(client, world.observer)
     user = service.get_user(session=session, user_id=world.observer.id)  # type: ignore[arg-type]
-    service.set_active(session=session, user=user, active=False)
+    service.set_active(session=session, admin=world.admin, user=user, active=False)
     session.commit()
     assert client.get("/").status_code == 303
     token = csrf_from(client)

@@ -73,7 +73,7 @@ def test_tokens_of_deactivated_users_stop_working(
 
     raw = _create(client, login(client, world.observer))
     user = service.get_user(session=session, user_id=world.observer.id)  # type: ignore[arg-type]
-    service.set_active(session=session, user=user, active=False)
+    service.set_active(session=session, admin=world.admin, user=user, active=False)
     session.commit()
     response = TestClient(app).get("/api/sync/pull", headers={"Authorization": f"Bearer {raw}"})
     assert response.status_code == 401

@@ -1,6 +1,7 @@
 """A coach records a whole walk-through on a tablet (820×1180, touch) and submits it."""
 
 import json
+import re
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.browser
 
 def test_coach_records_and_submits_a_walkthrough(live_server: LiveServer, page: Page) -> None:
     sign_in(page, live_server.url, "coach@demo.walkthrough.test", DEMO_PASSWORD)
-    page.get_by_role("link", name="Observations").tap()
+    page.get_by_role("link", name="Observations", exact=True).tap()
     page.get_by_role("link", name="New walk-through").tap()
 
     page.get_by_label("Teacher").fill("Sam Okafor")
@@ -23,7 +24,17 @@ def test_coach_records_and_submits_a_walkthrough(live_server: LiveServer, page: 
 
     page.wait_for_url("**/capture/discourse-walkthrough/1#*")
     expect(page.locator("h1")).to_have_text("Sam Okafor")
+    # The visit's time is kept to the minute, but the timer counts from now, not from 0:25.
+    expect(page.locator("[data-timer]")).to_have_text(re.compile(r"^0:0\d$"))
     expect(page.locator("[data-timer]")).not_to_have_text("0:00", timeout=3000)
+    # A typed count below 0 is corrected where it was typed, with the reason.
+    typed = page.locator("input[name=item-building_on_peer]")
+    typed.fill("-3")
+    typed.press("Tab")
+    expect(typed).to_have_value("0")
+    expect(page.locator("#item-building_on_peer [data-tally-note]")).to_have_text(
+        "A count cannot be below 0: set to 0."
+    )
     page.locator("label.toggle", has=page.locator("input[name=item-task_visible]")).tap()
     page.locator("label.toggle", has=page.locator("input[name=item-partner_talk]")).tap()
     plus = page.get_by_role("button", name="One more: A student explains why, not only what")
@@ -36,6 +47,7 @@ def test_coach_records_and_submits_a_walkthrough(live_server: LiveServer, page: 
     page.locator("#item-overall_discourse summary", has_text="Evidence").tap()
     page.locator("#overall_discourse-evidence").fill("Two students argued about 3/4 vs 2/3.")
     page.locator("#glow-text").fill("Partners used the sentence frames.")
+    page.locator("#overall_notes").fill("Pairs talked first.\nThen the whole class.")
     page.locator(".note-row textarea").last.fill("Launch: task posted, pairs formed")
     page.get_by_role("button", name="Add a note at this minute").tap()
     page.locator(".note-row textarea").last.fill("Share-out begins")
@@ -54,6 +66,9 @@ def test_coach_records_and_submits_a_walkthrough(live_server: LiveServer, page: 
     expect(summary).to_contain_text("Two students argued about 3/4 vs 2/3.")
     expect(summary).to_contain_text("Launch: task posted, pairs formed")
     expect(summary).to_contain_text("Share-out begins")
+    notes = page.locator("[data-overall-notes]")  # its line breaks kept
+    expect(notes).to_have_css("white-space", "pre-wrap")
+    expect(notes).to_have_text("Pairs talked first.\nThen the whole class.")
     rows = page.locator(".value-row")
     expect(rows.filter(has_text="A student explains why")).to_contain_text("3")
     expect(rows.filter(has_text="The teacher presses for reasoning")).to_contain_text("1")

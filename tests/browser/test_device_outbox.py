@@ -239,7 +239,7 @@ def test_a_tap_then_a_nav_link_keeps_the_tap(live_server: LiveServer, page: Page
     capture_url = page.url
     page.locator("label[for=overall_discourse-4]").tap()
     page.get_by_role("button", name="One more: A student explains why, not only what").tap()
-    page.get_by_role("link", name="Observations").tap()  # at once, a tap on the menu
+    page.get_by_role("link", name="Observations", exact=True).tap()  # at once, a tap on the menu
     page.wait_for_url("**/observations")
     page.goto(capture_url)
     expect(page.locator("#overall_discourse-4")).to_be_checked()

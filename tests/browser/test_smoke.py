@@ -13,7 +13,8 @@ def test_coach_signs_in_and_sees_home(live_server: LiveServer, page: Page) -> No
     sign_in(page, live_server.url, "coach@demo.walkthrough.test", DEMO_PASSWORD)
     expect(page.locator("h1")).to_have_text("Hello, Casey Lindqvist")
     expect(page.locator(".lede")).to_contain_text("Lincoln Elementary")
-    expect(page.get_by_role("link", name="Users")).to_have_count(0)
+    expect(page.get_by_role("link", name="Admin", exact=True)).to_have_count(0)
+    expect(page.locator("[data-start-walkthrough]")).to_be_visible()
     screenshot(page, "home-coach")
 
 
@@ -43,3 +44,20 @@ def test_touch_targets_are_at_least_44px(live_server: LiveServer, page: Page) ->
               .map(([h, r]) => `${h} ${r.width}x${r.height}`)"""
     )
     assert small == []
+
+
+def test_the_api_docs_render_under_the_apps_own_csp(live_server: LiveServer, page: Page) -> None:
+    blocked: list[str] = []
+    page.on(
+        "console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None
+    )
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda r: outside.append(r.url) if not r.url.startswith(live_server.url) else None,
+    )
+    page.goto(live_server.url + "/api/docs")
+    expect(page.locator(".swagger-ui .opblock-summary-path").first).to_be_visible(timeout=15_000)
+    expect(page.locator(".swagger-ui")).to_contain_text("/api/sync/push")
+    assert blocked == [] and outside == []
+    screenshot(page, "api-docs")

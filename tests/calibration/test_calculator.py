@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.calibration.routes import calculator_limit
-from tests.helpers import csrf_from
+from tests.helpers import World, csrf_from, login
 
 GOOD = {
     "categories": [1, 2, 3, 4, 5],
@@ -144,3 +144,11 @@ def test_the_api_returns_coded_notes_for_the_prevalence_case(client: TestClient)
     assert "prevalence" in codes
     assert all(set(n) == {"code", "message"} for n in body["notes"])
     assert body["krippendorff_alpha"]["verdict"]["minimum"] == 0.8
+
+
+def test_the_calculator_keeps_the_navigation_of_a_signed_in_visitor(
+    client: TestClient, world: World
+) -> None:
+    assert 'aria-label="Main"' not in client.get("/agreement").text  # public, signed out
+    login(client, world.observer)
+    assert 'aria-label="Main"' in client.get("/agreement").text

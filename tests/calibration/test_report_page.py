@@ -197,6 +197,8 @@ def test_the_board_shows_which_excerpt_each_rater_is_on(
     board = client.get(f"/calibration/{session_id}", headers={"HX-Request": "true"}).text
     row = re.search(r'<tr data-rater="Dee">(.*?)</tr>', board, re.S)
     assert row and "not started" in row.group(1)
+    # The polled board keeps the count in an open reveal confirmation current (out of band).
+    assert '<span id="rated-count" hx-swap-oob="true">2 of 3</span>' in board
 
 
 def test_excerpts_can_be_corrected_or_removed_until_the_first_rating(

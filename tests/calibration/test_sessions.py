@@ -384,7 +384,7 @@ def test_reveal_and_a_new_round_wait_for_the_first_rating(
         f"/calibration/{calibration.id}",
         headers={"HX-Request": "true", "HX-Target": "status-actions"},
     ).text
-    assert 'data-confirm="reveal"' in part and "1 of 1 raters have rated" in part
+    assert 'data-confirm="reveal"' in part and "1 of 1</span> raters have rated" in part
     assert "every 3s" not in part  # it stops asking once reveal is possible
     revealed = client.post(
         f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
