@@ -1,11 +1,12 @@
 // The start and capture pages, local-first. Without JavaScript both are plain forms that post
 // to the server; with it, every change is kept on this device within a fraction of a second
 // and observations reach the server through the outbox (offline.js), online or not.
+import W from "./offline.js";
+import WC from "./outbox-core.js";
+
 (function () {
   "use strict";
 
-  var W = window.Walkthrough;
-  var WC = window.WalkthroughCore;
   var UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
   var AUTOSAVE_MS = 300;      // typing is saved to IndexedDB this long after the last key…
   var AUTOSAVE_MAX_MS = 1000; // …and never later than this after the first unsaved one

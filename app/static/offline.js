@@ -9,10 +9,11 @@
 //    another person signed in never sends, sees or edits it, and signing out removes the
 //    cached pages that hold personnel data (unsent work stays, for its author);
 //  - pushes are cut to the server's limits (outbox-core.js holds these rules, unit-tested).
-(function () {
-  "use strict";
+import core from "./outbox-core.js";
 
-  var core = window.WalkthroughCore;
+// The client's API for capture.js (and the tests), as this module's default export.
+const client = (function () {
+  "use strict";
 
   var DB_NAME = "walkthrough";
   var DB_VERSION = 1;
@@ -491,7 +492,7 @@
   }
 
   // --- wiring
-  window.Walkthrough = {
+  var api = {
     store: store,
     enqueue: enqueue,
     flush: flush,
@@ -670,4 +671,7 @@
     document.addEventListener("walkthrough:outbox", render);
     render();
   }
+  return api;
 })();
+
+export default client;

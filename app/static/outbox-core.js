@@ -5,11 +5,8 @@
 //    does;
 //  - what the device does with each answer of a push;
 //  - which saved state wins when a page loads (IndexedDB draft or the synchronous journal).
-(function (root, factory) {
-  "use strict";
-  if (typeof module === "object" && module.exports) module.exports = factory();
-  else root.WalkthroughCore = factory();
-})(typeof self !== "undefined" ? self : this, function () {
+// An ES module: offline.js and capture.js import it; so do the Node tests.
+const core = (function () {
   "use strict";
 
   // What the server documents (GET /api/session, "sync_limits"); used until it has answered.
@@ -198,4 +195,6 @@
     draftAfter: draftAfter,
     journalWins: journalWins
   };
-});
+})();
+
+export default core;

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from playwright.sync_api import Page
@@ -169,9 +170,27 @@ def eventually(page: Page, check: Callable[[], object], timeout_s: float = 20.0)
         page.wait_for_timeout(100)
 
 
+# The offline client is an ES module with no global; tests reach the instance the page loaded
+# (one per document) by importing it, and name it `Walkthrough` in their expressions.
+_IMPORT_CLIENT = (
+    "async () => { if (!window.Walkthrough) "
+    "window.Walkthrough = (await import('/static/offline.js')).default; }"
+)
+
+
+def client(page: Page, expression: str, arg: object = None) -> Any:
+    """Evaluate a JavaScript expression (or function) that uses `Walkthrough`, the page's
+    offline client module."""
+    page.evaluate(_IMPORT_CLIENT)
+    return page.evaluate(expression, arg)
+
+
 def js_eventually(page: Page, expression: str, arg: object = None, timeout_s: float = 20.0) -> None:
     """Wait until a JavaScript expression, which may give a promise, comes out true.
 
     page.wait_for_function is no use for IndexedDB or the Cache API: a predicate that returns
     a promise counts as true at once, whatever the promise's value."""
-    eventually(page, lambda: bool(page.evaluate(expression, arg)), timeout_s)
+    if "Walkthrough" in expression:
+        eventually(page, lambda: bool(client(page, expression, arg)), timeout_s)
+    else:
+        eventually(page, lambda: bool(page.evaluate(expression, arg)), timeout_s)

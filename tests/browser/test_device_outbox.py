@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from app.demo import DEMO_PASSWORD
-from tests.browser.helpers import LiveServer, eventually, js_eventually, screenshot, sign_in
+from tests.browser.helpers import LiveServer, client, eventually, js_eventually, screenshot, sign_in
 from tests.browser.test_offline import _count, _ready_offline, _start
 
 pytestmark = pytest.mark.browser
@@ -20,7 +20,7 @@ PROXY_LIMIT = 200_000  # bytes a proxy in front of the server takes, far below t
 
 
 def _outbox(page: Page) -> list[dict]:  # type: ignore[type-arg]
-    return list(page.evaluate("Walkthrough.store.all('outbox')"))
+    return list(client(page, "Walkthrough.store.all('outbox')"))
 
 
 def test_pushes_split_under_a_proxy_limit_and_one_item_too_large_is_set_aside(
@@ -30,10 +30,8 @@ def test_pushes_split_under_a_proxy_limit_and_one_item_too_large_is_set_aside(
     _ready_offline(page, live_server)
     template_id = _start(page, "Large Notes Template")
     page.locator("label[for=overall_discourse-3]").tap()
-    payload = page.evaluate(
-        f"Walkthrough.store.get('drafts', '{template_id}').then(d => d.payload)"
-    )
-    page.evaluate("id => Walkthrough.store.del('drafts', id)", template_id)
+    payload = client(page, f"Walkthrough.store.get('drafts', '{template_id}').then(d => d.payload)")
+    client(page, "id => Walkthrough.store.del('drafts', id)", template_id)
 
     sizes: list[tuple[int, int]] = []
 
@@ -50,7 +48,8 @@ def test_pushes_split_under_a_proxy_limit_and_one_item_too_large_is_set_aside(
     page.route("**/api/sync/push", proxy)
     # Twelve observations of about 30 KB (a long lesson's notes), and one of about 260 KB
     # that no push through this proxy can ever carry, queued among them.
-    page.evaluate(
+    client(
+        page,
         """([payload, count]) => {
           const me = Walkthrough.currentAccountId();
           const note = (i) => ({ minute: i, text: ('Student reasoning noted. ').repeat(400) });
@@ -66,7 +65,7 @@ def test_pushes_split_under_a_proxy_limit_and_one_item_too_large_is_set_aside(
         }""",
         [payload, 13],
     )
-    page.evaluate("Walkthrough.flush('test')")
+    client(page, "Walkthrough.flush('test')")
     js_eventually(
         page,
         "Walkthrough.store.all('outbox').then(r => r.length === 1 && r[0].state === 'rejected')",
@@ -132,7 +131,7 @@ def test_a_lost_answer_then_an_edit_is_an_update_not_a_conflict(
     page.get_by_role("button", name="Save draft").tap()
     eventually(page, lambda: [(r["seq"], r["base_revision"]) for r in _outbox(page)] == [(2, 0)])
     network["back"] = True
-    page.evaluate("Walkthrough.flush('test')")
+    client(page, "Walkthrough.flush('test')")
 
     def revision() -> int:
         return live_server.count(
@@ -192,7 +191,7 @@ def test_offline_submit_offers_the_next_walkthrough_and_leaves_the_drafts_list_o
     expect(page.locator("[data-drafts-list]")).not_to_contain_text(submitted)
     expect(page.locator("[data-drafts-list]")).not_to_contain_text(drafted)
     expect(page.locator("[data-drafts-list]")).to_contain_text("No drafts")
-    drafts = page.evaluate("Walkthrough.store.all('drafts')")
+    drafts = client(page, "Walkthrough.store.all('drafts')")
     assert [d["payload"]["teacher_name"] for d in drafts if d["dirty"]] == []
 
 
@@ -244,7 +243,7 @@ def test_a_tap_then_a_nav_link_keeps_the_tap(live_server: LiveServer, page: Page
     page.goto(capture_url)
     expect(page.locator("#overall_discourse-4")).to_be_checked()
     expect(page.locator("input[name='item-students_explaining']")).to_have_value("1")
-    saved = page.evaluate(
-        "Walkthrough.store.get('drafts', location.hash.slice(1)).then(d => d.payload.values)"
+    saved = client(
+        page, "Walkthrough.store.get('drafts', location.hash.slice(1)).then(d => d.payload.values)"
     )
     assert json.dumps(saved["overall_discourse"]["value"]) == "4"

@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from app.demo import DEMO_PASSWORD
-from tests.browser.helpers import LiveServer, js_eventually, sign_in
+from tests.browser.helpers import LiveServer, client, js_eventually, sign_in
 from tests.browser.test_offline import _start
 
 pytestmark = pytest.mark.browser
@@ -64,7 +64,8 @@ def test_typing_then_a_nav_link_keeps_the_text(page: Page, live_server: LiveServ
 def test_a_tap_reaches_indexeddb_within_moments(page: Page, live_server: LiveServer) -> None:
     """Measures the delay from a tap to its IndexedDB write (reported in the issue note)."""
     _capture(page, live_server, "Timing Teacher")
-    delays = page.evaluate(
+    delays = client(
+        page,
         """async () => {
           const id = location.hash.slice(1);
           const button = [...document.querySelectorAll('[data-step="1"]')][0];
@@ -81,7 +82,7 @@ def test_a_tap_reaches_indexeddb_within_moments(page: Page, live_server: LiveSer
             out.push(performance.now() - t0);
           }
           return out;
-        }"""
+        }""",
     )
     assert len(delays) == 10
     print(f"tap to IndexedDB write: max {max(delays):.1f} ms, all {[round(d, 1) for d in delays]}")

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from app.demo import DEMO_PASSWORD
-from tests.browser.helpers import LiveServer, js_eventually, screenshot, sign_in
+from tests.browser.helpers import LiveServer, client, js_eventually, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 COACH = "coach@demo.walkthrough.test"
@@ -55,8 +55,10 @@ def _start(page: Page, teacher: str) -> str:
 
 def _waiting(page: Page) -> int:
     return int(
-        page.evaluate(
-            "Walkthrough.store.all('outbox').then(r => r.filter(x => x.state === 'waiting').length)"
+        client(
+            page,
+            "Walkthrough.store.all('outbox')"
+            ".then(r => r.filter(x => x.state === 'waiting').length)",
         )
     )
 
@@ -96,7 +98,7 @@ def test_record_offline_survives_reload_and_a_new_page_then_syncs_once(
     _wait_for(lambda: _count(live_server, teacher) == 1)
     expect(again.locator("[data-outbox-list] li")).to_have_count(0)
     again.get_by_role("button", name="Sync now").tap()  # a further sync sends nothing again
-    again.evaluate("() => Walkthrough.flush('test')")  # waits for the sync (and one more)
+    client(again, "() => Walkthrough.flush('test')")  # waits for the sync (and one more)
     assert live_server.observation_ids(teacher) == [uuid.UUID(obs_id)]  # the device's own id
     revision = live_server.count(
         "SELECT revision FROM observation WHERE teacher_name = :t", t=teacher
@@ -136,7 +138,7 @@ def test_server_errors_and_a_dropped_connection_lose_and_double_nothing(
         if calls["n"] >= 4:
             break
         page.get_by_role("button", name="Sync now").tap()
-        page.evaluate("() => Walkthrough.flush('test')")  # waits for the sync (and one more)
+        client(page, "() => Walkthrough.flush('test')")  # waits for the sync (and one more)
     _wait_for(lambda: _waiting(page) == 0)
     assert calls["n"] >= 4
     for teacher in teachers:
@@ -183,7 +185,7 @@ def test_two_tabs_on_one_draft_make_one_observation(
     first.get_by_role("button", name="Submit observation").tap()
     first.wait_for_url("**/observations/*?submitted=1")
     second.close()  # leaving the read-only tab sends nothing of its own
-    first.evaluate("() => Walkthrough.flush('test')")  # waits for the sync (and one more)
+    client(first, "() => Walkthrough.flush('test')")  # waits for the sync (and one more)
     assert _count(live_server, teacher) == 1
     assert (
         live_server.count(
@@ -260,7 +262,7 @@ def test_unsent_observations_move_by_file_and_are_not_doubled(
     third.goto(live_server.url + "/outbox")
     third.locator("[data-import]").set_input_files(path)
     expect(third.locator("[data-import-result]")).to_contain_text("another account's observations")
-    assert third.evaluate("Walkthrough.store.all('outbox')") == []
+    assert client(third, "Walkthrough.store.all('outbox')") == []
     third_device.close()
 
     tablet.set_offline(False)  # the first tablet still has it: its push is a duplicate

@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from app.demo import DEMO_PASSWORD
-from tests.browser.helpers import LiveServer, sign_in
+from tests.browser.helpers import LiveServer, client, sign_in
 from tests.browser.test_offline import _start, _wait_for
 
 pytestmark = pytest.mark.browser
@@ -135,7 +135,7 @@ def test_two_accounts_on_one_tablet_never_cross(
     expect(page.locator("[data-outbox-list] li")).to_have_count(0)
     expect(page.locator("[data-drafts-list]")).not_to_contain_text(coach_teacher)
     page.get_by_role("button", name="Sync now").tap()
-    page.evaluate("() => Walkthrough.flush('test')")  # waits for the sync (and one more)
+    client(page, "() => Walkthrough.flush('test')")  # waits for the sync (and one more)
     assert _stored(live_server, coach_teacher) == 0
 
     page.goto(coach_capture)  # the coach's observation, opened by the principal
@@ -200,7 +200,7 @@ def test_sign_out_while_offline_work_waits_keeps_it_for_its_author(
     page.goto(live_server.url + "/outbox")
     page.get_by_role("button", name="Sync now").tap()
     expect(page.locator("[data-sync-badge]")).to_contain_text("waiting for its author")
-    page.evaluate("() => Walkthrough.flush('test')")  # waits for the sync (and one more)
+    client(page, "() => Walkthrough.flush('test')")  # waits for the sync (and one more)
     assert _stored(live_server, teacher) == 0
     assert not any(teacher in body for body in pushes)
     page.unroute("**/api/sync/push", watch)  # (a Python handler only runs while Playwright waits)

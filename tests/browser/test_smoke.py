@@ -15,6 +15,15 @@ def test_coach_signs_in_and_sees_home(live_server: LiveServer, page: Page) -> No
     expect(page.locator(".lede")).to_contain_text("Lincoln Elementary")
     expect(page.get_by_role("link", name="Admin", exact=True)).to_have_count(0)
     expect(page.locator("[data-start-walkthrough]")).to_be_visible()
+    # The offline client is ES modules: nothing on window, its API is the module's export.
+    assert page.evaluate("[typeof window.Walkthrough, typeof window.WalkthroughCore]") == [
+        "undefined",
+        "undefined",
+    ]
+    assert (
+        page.evaluate("async () => typeof (await import('/static/offline.js')).default.flush")
+        == "function"
+    )
     screenshot(page, "home-coach")
 
 

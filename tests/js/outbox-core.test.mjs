@@ -1,8 +1,7 @@
 // Unit tests of the offline client's pure rules: node --test tests/js/
-"use strict";
-const test = require("node:test");
-const assert = require("node:assert/strict");
-const core = require("../../app/static/outbox-core.js");
+import test from "node:test";
+import assert from "node:assert/strict";
+import core from "../../app/static/outbox-core.js";
 
 function record(id, extra) {
   return Object.assign({
