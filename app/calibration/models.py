@@ -34,7 +34,9 @@ class CalibrationSession(SQLModel, table=True):
     # Bumped by every change the report depends on but ratings (stimuli, master scores, items,
     # raters joining, status): with the ratings' aggregates, what says the report is current.
     revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    # When the report was last revealed: the date a certification earned here counts from.
+    # The latest round whose report was revealed, and when it first was: what certification
+    # counts, and the date it counts from (a re-reveal of the same round moves neither).
+    revealed_round: int | None = None
     revealed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)

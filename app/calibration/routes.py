@@ -334,8 +334,9 @@ def setup_page(
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
     part = "actions" if request.headers.get("HX-Target") == "status-actions" else "board"
     context = _setup_context(session, calibration)
-    join_url = f"{request.base_url}join?code={calibration.code}"
-    context.update(join_url=join_url, join_qr=join_qr(join_url))
+    if request.headers.get("hx-request") != "true":  # the polled parts do not show it
+        join_url = f"{request.base_url}join?code={calibration.code}"
+        context.update(join_url=join_url, join_qr=join_qr(join_url))
     return render(request, "calibration/setup.html", context, block=part)
 
 
@@ -441,8 +442,11 @@ def change_status(
     calibration = service.for_facilitator(session=session, user=user, session_id=session_id)
     service.set_status(session=session, calibration=calibration, action=action)
     if action == "reveal":
-        # Build the report now, once, so the room that opens it at the same moment is served
-        # from the cache (the raters' pages reload within a few seconds of this).
+        # Build the report once, now, so the room that opens it a moment later is served from
+        # the cache (the raters' pages reload within a few seconds of the reveal). The reveal
+        # is committed first: its write lock must not hold up rating saves and device pushes
+        # for the second the statistics take. (The one exception to "the dependency commits".)
+        session.commit()
         _report_context(request, session, calibration, None, False)
         templates.env.get_template("calibration/report.html")  # compiled once, now
     target = (
@@ -489,7 +493,11 @@ _bodies_guard = threading.Lock()
 
 
 def _report_body(
-    session: Session, calibration: CalibrationSession, data: dict[str, Any], names: bool
+    session: Session,
+    calibration: CalibrationSession,
+    data: dict[str, Any],
+    names: bool,
+    bar: tuple[float, float],
 ) -> str:
     key = (calibration.id or 0, str(data.get("version")), names)
     with _bodies_guard:
@@ -521,15 +529,27 @@ def _report_body(
             legend(level_names) + level_bars(rows, level_names, title=item["title"])
         )
     heat = None
-    session_stats = latest.get("session") or {}
-    if session_stats.get("pairwise") and len(latest["raters"]) <= HEATMAP_MAX_RATERS:
-        index = {n: i for i, n in enumerate(latest["raters"])}
+    # The grid is drawn from the anonymous report, whose labels are unique (display names may
+    # repeat: two guests called Maria), then each label is given its name when names show.
+    anonymous = service.report(
+        session=session,
+        calibration=calibration,
+        viewer_rater_id=None,
+        names_visible=False,
+        bar=bar,
+        anonymous_only=True,
+    )["latest"]
+    session_stats = anonymous.get("session") or {}
+    if session_stats.get("pairwise") and len(anonymous["raters"]) <= HEATMAP_MAX_RATERS:
+        index = {label: i for i, label in enumerate(anonymous["raters"])}
         cells: dict[tuple[int, int], float | None] = {(i, i): 1.0 for i in range(len(index))}
         for p in session_stats["pairwise"]:
             a, b = index[p["raters"][0]], index[p["raters"][1]]
             cells[(a, b)] = cells[(b, a)] = p["weighted_kappa_quadratic"]
+        label_names = data.get("label_names", {}) if names else {}
+        shown = [label_names.get(label, label) for label in anonymous["raters"]]
         heat = Markup(  # noqa: S704 (the chart functions escape every text)
-            heatmap(latest["raters"], cells, title="Quadratic weighted kappa between raters")
+            heatmap(shown, cells, title="Quadratic weighted kappa between raters")
         )
     body = templates.env.get_template("calibration/_report_body.html").render(
         c=calibration,
@@ -566,7 +586,7 @@ def _report_context(
         bar=_bar(request),
         anonymous_only=not names,  # the body is shared by the room: the viewer is marked below
     )
-    body = _report_body(session, calibration, data, names)
+    body = _report_body(session, calibration, data, names, _bar(request))
     you = data.get("you")
     if you:
         label = escape(you["label"])

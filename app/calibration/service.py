@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import BigInteger, cast, func, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
@@ -178,9 +178,23 @@ def has_ratings(*, session: Session, calibration: CalibrationSession) -> bool:
     return first is not None
 
 
+def _lock(session: Session, calibration: CalibrationSession, *, exclusive: bool) -> None:
+    """On PostgreSQL, lock the session row: shared while rating (raters never wait for one
+    another), exclusive while changing the excerpts, so an excerpt is not edited or removed
+    between a rater's check and their insert. SQLite already has one writer at a time."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        sa_select(col(CalibrationSession.id))
+        .where(col(CalibrationSession.id) == calibration.id)
+        .with_for_update(read=not exclusive)
+    )
+
+
 def _refuse_after_first_rating(
     session: Session, calibration: CalibrationSession, what: str
 ) -> None:
+    _lock(session, calibration, exclusive=True)
     if has_ratings(session=session, calibration=calibration):
         raise Conflict(
             f"Excerpts cannot be {what} once someone has rated: everyone must rate the same "
@@ -393,6 +407,7 @@ def rate(
 ) -> int:
     """Store (or change) a rater's levels for this round, each with an optional one-line
     "why" (None leaves the one stored alone); an upsert on the rating's key."""
+    _lock(session, calibration, exclusive=False)
     if calibration.status != SessionStatus.open:
         raise Conflict("Rating is closed for this session.")
     if rater.done_round >= calibration.current_round:
@@ -403,7 +418,9 @@ def rate(
     with_reason: list[dict[str, Any]] = []
     without: list[dict[str, Any]] = []
     now = utcnow()
-    for stimulus_id, item_key, value, reason in ratings:
+    # One row per key (the last one sent wins): an upsert may not touch a row twice.
+    latest = {(st, key): (st, key, v, why) for st, key, v, why in ratings}
+    for stimulus_id, item_key, value, reason in latest.values():
         if stimulus_id not in stimulus_ids or item_key not in levels:
             raise Invalid(f"Unknown stimulus {stimulus_id} or item '{item_key}' in this session.")
         if value not in levels[item_key]:
@@ -513,10 +530,29 @@ def set_status(*, session: Session, calibration: CalibrationSession, action: str
     if action == "close":
         calibration.status = SessionStatus.closed
     elif action == "reopen":
+        if calibration.revealed_round == calibration.current_round:
+            # Everyone has seen the master scores: those who rated keep their ratings as they
+            # were (they are what certification counts); only someone new may still rate.
+            session.execute(
+                update(Rater)
+                .where(
+                    col(Rater.session_id) == calibration.id,
+                    col(Rater.id).in_(
+                        sa_select(col(Rating.rater_id)).where(
+                            col(Rating.session_id) == calibration.id,
+                            col(Rating.round) == calibration.current_round,
+                        )
+                    ),
+                )
+                .values(done_round=calibration.current_round)
+                .execution_options(synchronize_session="fetch")
+            )
         calibration.status = SessionStatus.open
     elif action == "reveal":
         calibration.status = SessionStatus.revealed
-        calibration.revealed_at = utcnow()
+        if calibration.revealed_round != calibration.current_round:
+            calibration.revealed_round = calibration.current_round
+            calibration.revealed_at = utcnow()
     elif action == "next_round":
         calibration.current_round += 1
         calibration.status = SessionStatus.open
@@ -550,13 +586,19 @@ def _fingerprint(session: Session, calibration: CalibrationSession) -> str:
     every change to stimuli, master scores, items, raters and status) and the ratings as
     aggregates, one row however large the room: a new or changed rating (level or reason)
     moves the count, the sums or the latest update time. One query."""
+    rid = cast(col(Rating.id), BigInteger)  # products of ids outgrow PostgreSQL's integer
+    value = cast(col(Rating.value), BigInteger)
+    length = cast(func.length(col(Rating.reason)), BigInteger)
     ratings = session.execute(
         sa_select(
             func.count(),
-            func.coalesce(func.sum(col(Rating.value)), 0),
-            func.coalesce(func.sum(col(Rating.value) * col(Rating.id)), 0),
-            func.coalesce(func.sum(col(Rating.round) * col(Rating.id)), 0),
-            func.coalesce(func.sum(func.length(col(Rating.reason)) * col(Rating.id)), 0),
+            func.coalesce(func.sum(value), 0),
+            func.coalesce(func.sum(value * rid), 0),
+            func.coalesce(func.sum(value * value * rid), 0),
+            func.coalesce(func.sum(value * rid * rid), 0),
+            func.coalesce(func.sum(cast(col(Rating.round), BigInteger) * rid), 0),
+            func.coalesce(func.sum(length * rid), 0),
+            func.coalesce(func.sum(length * value * rid), 0),
             func.max(col(Rating.id)),
             func.max(col(Rating.updated_at)),
         ).where(col(Rating.session_id) == calibration.id)
@@ -654,7 +696,8 @@ def report(
                 _reports[key] = (fingerprint, data, paths, anonymous)
                 _reports.move_to_end(key)
                 while len(_reports) > _REPORT_CACHE_SIZE:
-                    _reports.popitem(last=False)
+                    gone, _entry = _reports.popitem(last=False)
+                    _build_locks.pop(gone, None)
     shown: dict[str, str] = {}
     if names_visible and not anonymous_only:
         shown = {
@@ -667,6 +710,10 @@ def report(
         shown[anonymous[viewer.id or 0]] = viewer.display_name
     result: dict[str, Any] = _relabel(data, paths, shown) if shown else dict(data)
     result["version"] = fingerprint[:16]
+    if names_visible and not anonymous_only:
+        # Names may repeat (two guests called Maria); the labels never do.
+        result["labels"] = [anonymous[rid] for rid in sorted(anonymous)]
+        result["label_names"] = shown
     if viewer is not None and not names_visible:
         result["you"] = {"label": anonymous[viewer.id or 0], "name": viewer.display_name}
     return result
@@ -928,8 +975,9 @@ def session_results(
     *, session: Session, user_id: int | None = None, rubric_slug: str | None = None
 ) -> list[dict[str, Any]]:
     """Each signed-in rater's agreement with master in each revealed session (its latest
-    round), oldest first. Aggregated in SQL: one row per session x rater x item x (level,
-    master level) with its count, however many ratings."""
+    revealed round, even while a later round is being rated), oldest first. Aggregated in
+    SQL: one row per session x rater x item x (level, master level) with its count, however
+    many ratings."""
     stmt = (
         sa_select(
             col(Rating.session_id),
@@ -949,8 +997,8 @@ def session_results(
         )
         .where(
             col(Rater.user_id).is_not(None),
-            col(CalibrationSession.status) == SessionStatus.revealed,
-            col(Rating.round) == col(CalibrationSession.current_round),
+            col(CalibrationSession.revealed_round).is_not(None),
+            col(Rating.round) == col(CalibrationSession.revealed_round),
         )
         .group_by(
             col(Rating.session_id),
@@ -1009,7 +1057,7 @@ def session_results(
             pairs.extend([(value, master_value)] * count)
         if not n:
             continue
-        scales = {tuple(lv) for lv in where.values()}
+        scales = {tuple(where[key]) for key, *_rest in rows if key in where}
         kappa = None
         if len(scales) == 1 and len(pairs) >= 2:
             kappa = agreement.cohen_kappa(

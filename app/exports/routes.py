@@ -368,16 +368,12 @@ def certification_csv(request: Request, user: Facilitator, session: SessionDep) 
                 rule.valid_days,
             ]
         )
-    assert user.id is not None
-    session.add(
-        ExportLog(
-            user_id=user.id,
-            kind="certification",
-            filters={"rubric": chosen} if chosen else {},
-            rows=len(rows),
-            finished_at=utcnow(),
-        )
-    )
+    # Recorded like every export, through the write turn (a GET's own session must not
+    # write: on SQLite its commit could meet a busy database after the work is done).
+    engine: Engine = request.app.state.engine
+    via_token = request.headers.get("authorization", "").lower().startswith("bearer ")
+    log_id = _log(engine, user, "certification", {"rubric": chosen} if chosen else {}, via_token)
+    _finish_log(engine, log_id, len(rows))
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")
     return Response(
         out.drain(),

@@ -8,20 +8,17 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 from sqlmodel import Session, col, select
-from starlette.datastructures import FormData
 
 from app.accounts import service as accounts
 from app.accounts.deps import CurrentUser, require_roles
 from app.accounts.models import GRADES, Role, Teacher, User
 from app.charts import stacked_bars
-from app.db import MAX_ID, Count, Id, SessionDep, parse_id, parse_int
+from app.db import Count, Id, SessionDep, parse_id, parse_int
 from app.errors import Forbidden, NotFound
 from app.observations import service
 from app.observations.models import Observation, ObservationStatus, new_observation_id
 from app.rubrics import service as rubrics
-from app.rubrics.loader import RubricDefinition
 from app.rubrics.models import RubricStatus, RubricVersion
 from app.web import render
 
@@ -246,8 +243,12 @@ async def save_capture(
     context = _capture_context(session, obs)
     form = await request.form()
     action = str(form.get("action", "draft"))
-    payload, state, errors = parse_capture_form(
-        form, context["definition"], service.payload_of(obs, context["rubric"])
+    payload, state, errors = service.payload_from_form(
+        {k: v for k, v in form.items() if isinstance(v, str)},
+        [str(m) for m in form.getlist("note_minute")],
+        [str(t) for t in form.getlist("note_text")],
+        context["definition"],
+        service.payload_of(obs, context["rubric"]),
     )
     context["state"] = state
     if payload is not None and not errors:
@@ -269,73 +270,6 @@ async def save_capture(
     if action == "submit":
         return RedirectResponse(f"/observations/{obs.id}?submitted=1", status_code=303)
     return RedirectResponse(f"/observations/{obs.id}/edit?saved=1", status_code=303)
-
-
-def parse_capture_form(
-    form: FormData, definition: RubricDefinition, current: service.ObservationPayload
-) -> tuple[service.ObservationPayload | None, dict[str, Any], dict[str, str]]:
-    """Read the capture form into a payload; returns the typed state and per-field errors."""
-    errors: dict[str, str] = {}
-    values: dict[str, service.ItemValue] = {}
-    state_values: dict[str, dict[str, str]] = {}
-    for _s, item in definition.items():
-        raw = str(form.get(f"item-{item.key}", "")).strip()
-        evidence = str(form.get(f"evidence-{item.key}", ""))[: service.MAX_TEXT]
-        if item.kind == "check":
-            raw = "yes" if raw in ("yes", "on", "true") else "no"
-        state_values[item.key] = {"value": raw, "evidence": evidence}
-        entry: dict[str, Any] = {"evidence": evidence}
-        if raw == "na":
-            entry["not_observed"] = True
-        elif raw == "":
-            pass
-        elif item.kind == "check":
-            entry["value"] = raw == "yes"
-        elif item.kind == "text":
-            entry["value"] = raw[: service.MAX_TEXT]
-        else:
-            number = parse_int(raw, minimum=-MAX_ID, maximum=MAX_ID)
-            if number is None:
-                errors[item.key] = (
-                    "Enter a whole number." if item.kind == "count" else "Choose a level."
-                )
-                continue
-            entry["value"] = number
-        if entry.get("value") is not None or entry.get("not_observed") or evidence:
-            values[item.key] = service.ItemValue.model_validate(entry)
-    notes = []
-    for minute, text in zip(form.getlist("note_minute"), form.getlist("note_text"), strict=False):
-        text = str(text).strip()
-        if text:
-            at = parse_int(minute, maximum=24 * 60) or 0
-            notes.append({"minute": at, "text": text[: service.MAX_TEXT]})
-    tags = [t.strip()[:50] for t in str(form.get("tags", "")).split(",") if t.strip()][:30]
-    minutes = str(form.get("duration_minutes", "")).strip()
-    state = {
-        "values": state_values,
-        "notes": notes,
-        "tags": str(form.get("tags", "")),
-        "overall_notes": str(form.get("overall_notes", "")),
-        "duration_minutes": minutes,
-    }
-    duration = parse_int(minutes, maximum=24 * 60)
-    if minutes and duration is None:
-        errors["duration_minutes"] = "Enter the number of minutes."
-    if errors:
-        return None, state, errors
-    try:
-        payload = current.model_copy(
-            update={
-                "values": values,
-                "notes": [service.TimedNote.model_validate(n) for n in notes],
-                "tags": list(dict.fromkeys(tags)),
-                "overall_notes": str(form.get("overall_notes", ""))[: service.MAX_TEXT],
-                "duration_seconds": duration * 60 if duration is not None else None,
-            }
-        )
-    except ValidationError as exc:
-        return None, state, {"overall_notes": str(exc.errors()[0]["msg"])}
-    return payload, state, errors
 
 
 # --- review, read, history -----------------------------------------------------------------------

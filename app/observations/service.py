@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     StringConstraints,
+    ValidationError,
     field_validator,
 )
 from sqlalchemy import ColumnElement, and_, bindparam, false, func, or_, true, update
@@ -25,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from app.accounts.models import Role, School, Teacher, User
-from app.db import Id, UTCDateTime, next_seq, no_nul, utcnow
+from app.db import MAX_ID, Id, UTCDateTime, next_seq, no_nul, parse_int, utcnow
 from app.errors import Forbidden, Invalid, NotFound
 from app.observations.models import (
     Observation,
@@ -916,6 +917,79 @@ def _expire_loaded(session: Session, ids: set[uuid.UUID]) -> None:
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Observation) and obj.id in ids:
             session.expire(obj)
+
+
+def payload_from_form(
+    form: Mapping[str, str],
+    note_minutes: list[str],
+    note_texts: list[str],
+    definition: RubricDefinition,
+    current: ObservationPayload,
+) -> tuple[ObservationPayload | None, dict[str, Any], dict[str, str]]:
+    """The capture form's fields (as the page posts them without JavaScript) as a new
+    payload on top of `current`; also the fields as typed (to show again) and the errors by
+    item key, so nothing typed is lost on a bad submit."""
+    errors: dict[str, str] = {}
+    values: dict[str, ItemValue] = {}
+    state_values: dict[str, dict[str, str]] = {}
+    for _s, item in definition.items():
+        raw = str(form.get(f"item-{item.key}", "")).strip()
+        evidence = str(form.get(f"evidence-{item.key}", ""))[:MAX_TEXT]
+        if item.kind == "check":
+            raw = "yes" if raw in ("yes", "on", "true") else "no"
+        state_values[item.key] = {"value": raw, "evidence": evidence}
+        entry: dict[str, Any] = {"evidence": evidence}
+        if raw == "na":
+            entry["not_observed"] = True
+        elif raw == "":
+            pass
+        elif item.kind == "check":
+            entry["value"] = raw == "yes"
+        elif item.kind == "text":
+            entry["value"] = raw[:MAX_TEXT]
+        else:
+            number = parse_int(raw, minimum=-MAX_ID, maximum=MAX_ID)
+            if number is None:
+                errors[item.key] = (
+                    "Enter a whole number." if item.kind == "count" else "Choose a level."
+                )
+                continue
+            entry["value"] = number
+        if entry.get("value") is not None or entry.get("not_observed") or evidence:
+            values[item.key] = ItemValue.model_validate(entry)
+    notes = []
+    for minute, text in zip(note_minutes, note_texts, strict=False):
+        text = str(text).strip()
+        if text:
+            at = parse_int(minute, maximum=24 * 60) or 0
+            notes.append({"minute": at, "text": text[:MAX_TEXT]})
+    tags = [t.strip()[:50] for t in str(form.get("tags", "")).split(",") if t.strip()][:30]
+    minutes = str(form.get("duration_minutes", "")).strip()
+    state = {
+        "values": state_values,
+        "notes": notes,
+        "tags": str(form.get("tags", "")),
+        "overall_notes": str(form.get("overall_notes", "")),
+        "duration_minutes": minutes,
+    }
+    duration = parse_int(minutes, maximum=24 * 60)
+    if minutes and duration is None:
+        errors["duration_minutes"] = "Enter the number of minutes."
+    if errors:
+        return None, state, errors
+    try:
+        payload = current.model_copy(
+            update={
+                "values": values,
+                "notes": [TimedNote.model_validate(n) for n in notes],
+                "tags": list(dict.fromkeys(tags)),
+                "overall_notes": str(form.get("overall_notes", ""))[:MAX_TEXT],
+                "duration_seconds": duration * 60 if duration is not None else None,
+            }
+        )
+    except ValidationError as exc:
+        return None, state, {"overall_notes": str(exc.errors()[0]["msg"])}
+    return payload, state, errors
 
 
 def payload_of(obs: Observation, rubric: RubricVersion) -> ObservationPayload:

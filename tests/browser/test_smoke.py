@@ -70,3 +70,34 @@ def test_the_api_docs_render_under_the_apps_own_csp(live_server: LiveServer, pag
     expect(page.locator(".swagger-ui")).to_contain_text("/api/sync/push")
     assert blocked == [] and outside == []
     screenshot(page, "api-docs")
+
+
+def test_an_admins_navigation_fits_a_portrait_ipad(live_server: LiveServer, page: Page) -> None:
+    sign_in(page, live_server.url, "admin@demo.walkthrough.test", DEMO_PASSWORD)
+    page.goto(live_server.url + "/admin/users")
+    nav = page.get_by_role("navigation", name="Main")
+    rows = page.evaluate(
+        """() => new Set([...document.querySelectorAll('nav[aria-label=Main] li')]
+              .map(li => Math.round(li.getBoundingClientRect().top))).size"""
+    )
+    assert rows == 1, f"the main navigation takes {rows} rows at 820 px"
+    expect(nav.get_by_role("link", name="Admin")).to_have_attribute("aria-current", "page")
+    sub = page.get_by_role("navigation", name="Administration")
+    expect(sub.get_by_role("link", name="Users")).to_have_attribute("aria-current", "page")
+    # The current item: white on dark blue, at least 4.5:1.
+    ratio = page.evaluate(
+        """() => {
+          const a = document.querySelector('nav[aria-label=Main] a[aria-current=page]');
+          const lum = (c) => { const [r, g, b] = c.match(/\\d+/g).slice(0, 3).map(Number)
+            .map(v => v / 255).map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+            return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+          const s = getComputedStyle(a);
+          const [l1, l2] = [lum(s.color), lum(s.backgroundColor)].sort((x, y) => y - x);
+          return (l1 + 0.05) / (l2 + 0.05);
+        }"""
+    )
+    assert ratio >= 4.5, ratio
+    screenshot(page, "admin-nav-ipad")
+    page.get_by_role("link", name="Casey Lindqvist").tap()
+    expect(page.locator("[data-edit-user]")).to_be_visible()
+    screenshot(page, "admin-edit-user")

@@ -17,7 +17,7 @@ from app.calibration.models import CalibrationSession
 from app.db import utcnow
 from app.exports.csv import CALIBRATION_COLUMNS
 from app.exports.models import ExportLog
-from tests.calibration.helpers import create_session, first_stimulus_id, rate_as
+from tests.calibration.helpers import create_session, first_stimulus_id, join_as_guest, rate_as
 from tests.helpers import World, login
 
 ITEMS = ("questioning", "explaining_thinking", "sources_of_ideas", "responsibility_for_learning")
@@ -222,3 +222,43 @@ def test_the_board_shows_a_qr_code_of_the_join_link(client: TestClient, world: W
     assert expected.symbol_size(scale=6, border=2)[0] == int(
         re.search(r'<svg[^>]*width="(\d+)"', figure).group(1)  # type: ignore[union-attr]
     )
+
+
+def test_after_reveal_raters_cannot_revise_and_a_re_reveal_keeps_the_date(
+    client: TestClient, world: World, app: FastAPI, session: Session, coach: tuple[TestClient, str]
+) -> None:
+    token = login(client, world.facilitator)
+    calibration = _session_with(client, token, app, {coach[0]: (coach[1], POOR)})
+    first = _certification(session, rule=service.CertificationRule(), now=utcnow())[0]["latest"][
+        "on"
+    ]
+    client.post(
+        f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reopen"}
+    )
+    sid = first_stimulus_id(app, calibration)
+    # The coach saw the master scores: their ratings stand as they were.
+    late = coach[0].post(
+        f"/api/calibration/{calibration.code}/ratings",
+        json=[{"stimulus_id": sid, "item_key": k, "value": 2} for k in ITEMS],
+        headers={"X-CSRF-Token": coach[1]},
+    )
+    assert late.status_code == 409 and "done" in late.text
+    # Someone who had not rated yet still may.
+    rate_as(*join_as_guest(app, calibration.code, "Late Lee"), calibration.code, PERFECT, sid)
+    client.post(
+        f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
+    )
+    [row] = _certification(session, rule=service.CertificationRule(), now=utcnow())
+    assert row["status"] == "not_certified" and row["latest"]["on"] == first
+
+
+def test_a_later_round_being_rated_leaves_the_revealed_one_counted(
+    client: TestClient, world: World, app: FastAPI, session: Session, coach: tuple[TestClient, str]
+) -> None:
+    token = login(client, world.facilitator)
+    calibration = _session_with(client, token, app, {coach[0]: (coach[1], PERFECT)})
+    client.post(
+        f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "next_round"}
+    )
+    [row] = _certification(session, rule=service.CertificationRule(), now=utcnow())
+    assert row["status"] == "certified" and row["latest"]["n"] == len(ITEMS)

@@ -257,3 +257,46 @@ def test_excerpts_can_be_corrected_or_removed_until_the_first_rating(
     page = client.get(f"/calibration/{calibration.id}").text
     assert "data-excerpts-locked" in page and "Edit or remove" not in page
     assert ana[0].get(f"/c/{calibration.code}").text.count("T: Fixed line.") == 1
+
+
+def test_raters_with_the_same_name_keep_their_own_rows_in_the_heat_map(
+    client: TestClient, world: World, app: FastAPI
+) -> None:
+    token = login(client, world.facilitator)
+    calibration = create_session(client, token)
+    sid = first_stimulus_id(app, calibration)
+    for name, level in (("Maria", 0), ("Maria", 3), ("Cy", 1)):
+        rate_as(
+            *join_as_guest(app, calibration.code, name),
+            calibration.code,
+            {"questioning": level, "explaining_thinking": level},
+            sid,
+        )
+    _reveal(client, token, calibration.id or 0)
+    page = client.get(f"/calibration/{calibration.id}/report").text
+    heat = page[page.index('class="chart heatmap"') :]
+    heat = heat[: heat.index("</svg>")]
+    assert heat.count('data-r="Maria">Maria<') == 2 and heat.count('data-r="Cy">Cy<') == 1
+    assert heat.count(">1.00</text>") == 3  # one diagonal cell per rater, none lost
+
+
+def test_a_json_batch_naming_a_rating_twice_keeps_the_last(
+    client: TestClient, world: World, app: FastAPI
+) -> None:
+    token = login(client, world.facilitator)
+    calibration = create_session(client, token)
+    sid = first_stimulus_id(app, calibration)
+    guest, gtoken = join_as_guest(app, calibration.code, "Ana")
+    saved = guest.post(
+        f"/api/calibration/{calibration.code}/ratings",
+        json=[
+            {"stimulus_id": sid, "item_key": "questioning", "value": 1},
+            {"stimulus_id": sid, "item_key": "questioning", "value": 2, "reason": "Second look."},
+        ],
+        headers={"X-CSRF-Token": gtoken},
+    )
+    assert saved.status_code == 200, saved.text
+    mine = guest.get(f"/api/calibration/{calibration.code}/ratings").json()["ratings"]
+    assert mine == [
+        {"stimulus_id": sid, "item_key": "questioning", "value": 2, "reason": "Second look."}
+    ]

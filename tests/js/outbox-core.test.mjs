@@ -142,3 +142,21 @@ test("the journal wins only when newer and from the same or a later revision", (
   assert.equal(core.journalWins(null, draft), false);
   assert.equal(core.journalWins({ at: "x", base_revision: 0, payload: {} }, { base_revision: 0 }), true);
 });
+
+test("a lost acknowledgement: the push is sent again and its duplicate answer clears it", () => {
+  // The server stored seq 3 but the answer never arrived: the record stayed waiting, unchanged.
+  const waiting = record("a", { seq: 3, base_revision: 0 });
+  const [batch] = core.planBatches([waiting], core.DEFAULT_LIMITS, "dev", 1).batches;
+  assert.deepEqual(batch.map((r) => r.id), ["a"]); // sent again as it was, same base
+  assert.equal(core.pushItem(waiting).base_revision, 0);
+  assert.equal(core.outboxAfter(waiting, { id: "a", seq: 3 }, { status: "duplicate", revision: 1 }), null);
+});
+
+test("rebase: an edit made during the push goes next, on the revision the push made", () => {
+  const sent = { id: "a", seq: 1, base_revision: 0 };
+  const editedMeanwhile = record("a", { seq: 2, base_revision: 0 });
+  const next = core.outboxAfter(editedMeanwhile, sent, { status: "created", revision: 1 });
+  assert.equal(next.seq, 2);
+  assert.equal(next.base_revision, 1); // not 0: the server would call it a conflict
+  assert.equal(core.pushItem(next).base_revision, 1);
+});
