@@ -189,3 +189,110 @@ def heatmap(names: list[str], values: dict[tuple[int, int], float | None], *, ti
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def value_bars(
+    rows: list[tuple[str, float | None, int, bool]],
+    *,
+    title: str,
+    maximum: float,
+    fmt: str = "{:.0%}",
+    width: int = 640,
+) -> str:
+    """One horizontal bar per group (a share, a mean) on a common scale, its value and n written
+    beside it; a small group (True) is drawn hatched-light and marked "small"."""
+    label_w, bar_h, gap = 170, 26, 10
+    bar_w = width - label_w - 150
+    height = max(1, len(rows)) * (bar_h + gap) + 4
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{escape(title)}" class="chart value-bars">',
+        f"<title>{escape(title)}</title>",
+    ]
+    if not rows:
+        parts.append('<text x="0" y="20" font-size="14">No visits yet</text>')
+    top = maximum if maximum > 0 else 1
+    for r, (group, value, n, small) in enumerate(rows):
+        y = r * (bar_h + gap)
+        short = group if len(group) <= 22 else group[:21] + "…"
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + bar_h / 2 + 5}" font-size="14" '
+            f'text-anchor="end">{escape(short)}<title>{escape(group)}</title></text>'
+        )
+        parts.append(
+            f'<rect x="{label_w}" y="{y}" width="{bar_w}" height="{bar_h}" fill="#f1f4f8"/>'
+        )
+        shown = "—" if value is None else fmt.format(value)
+        if value is not None and value > 0:
+            w = bar_w * min(value / top, 1)
+            fill = PALETTE[2] if small else PALETTE[4]
+            parts.append(
+                f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{fill}">'
+                f"<title>{escape(group)}: {escape(shown)} (n={n})</title></rect>"
+            )
+        note = f"{shown}  n={n}" + ("  small" if small else "")
+        parts.append(
+            f'<text x="{label_w + bar_w + 6}" y="{y + bar_h / 2 + 5}" font-size="13">'
+            f"{escape(note)}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def trend_line(
+    points: list[tuple[str, float | None, int]],
+    *,
+    title: str,
+    maximum: float,
+    fmt: str = "{:.0%}",
+    width: int = 640,
+) -> str:
+    """A line over periods (months) with each point's value and n written under the axis; a
+    period without visits leaves a gap rather than a false zero."""
+    left, right, top_pad, plot_h = 48, 16, 22, 160
+    height = top_pad + plot_h + 46
+    step = (width - left - right) / max(len(points), 1)
+    top = maximum if maximum > 0 else 1
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{escape(title)}" class="chart trend-line">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for frac in (0, 0.5, 1):
+        y = top_pad + plot_h * (1 - frac)
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d5dbe3"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="12" text-anchor="end">'
+            f"{escape(fmt.format(top * frac))}</text>"
+        )
+    path: list[str] = []
+    for i, (label, value, n) in enumerate(points):
+        x = left + step * (i + 0.5)
+        parts.append(
+            f'<text x="{x:.1f}" y="{top_pad + plot_h + 18}" font-size="12" '
+            f'text-anchor="middle">{escape(label)}</text>'
+            f'<text x="{x:.1f}" y="{top_pad + plot_h + 34}" font-size="11" '
+            f'text-anchor="middle" fill="#4a5563">n={n}</text>'
+        )
+        if value is None:
+            path.append("")
+            continue
+        y = top_pad + plot_h * (1 - min(value / top, 1))
+        path.append(f"{x:.1f} {y:.1f}")
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{PALETTE[4]}">'
+            f"<title>{escape(label)}: {escape(fmt.format(value))} (n={n})</title></circle>"
+        )
+    segment: list[str] = []
+    for point in [*path, ""]:
+        if point:
+            segment.append(point)
+            continue
+        if len(segment) > 1:
+            parts.append(
+                f'<path d="M{" L".join(segment)}" fill="none" stroke="{PALETTE[4]}" '
+                'stroke-width="3"/>'
+            )
+        segment = []
+    parts.append("</svg>")
+    return "".join(parts)

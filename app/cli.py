@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from app.config import ConfigError, get_settings
-from app.db import make_engine, migrate
+from app.db import make_engine, migrate, set_district_timezone
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     new = rsub.add_parser("new-version", help="copy the latest version to the next as a draft")
     new.add_argument("slug")
     new.add_argument("--path", type=Path, default=None)
+    analytics = sub.add_parser("analytics", help="the dashboards' analytics tables")
+    asub = analytics.add_subparsers(dest="analytics_command", required=True)
+    asub.add_parser(
+        "rebuild", help="make them anew from every observation (after changing the time zone)"
+    )
     serve = sub.add_parser("serve", help="run the web server (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
@@ -73,6 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         from app.rubrics.cli import run
 
         return run(args, settings)
+    if args.command == "analytics":
+        from app.analytics.service import rebuild
+
+        engine = make_engine(settings.database_url)
+        set_district_timezone(engine, settings.timezone)
+        with Session(engine) as session:
+            count = rebuild(session=session)
+            session.commit()
+        print(f"Analytics rebuilt from {count} observations ({settings.timezone}).")
+        return 0
     if args.command == "serve":
         import uvicorn
 

@@ -4,6 +4,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,10 @@ class Settings(BaseSettings):
     rubrics_dir: Path = RUBRICS_DIR
     # The district's time zone: how times are shown, and read when a browser sends no offset.
     timezone: str = "America/Chicago"
+    # Dashboards flag (never hide) groups with fewer visits than this: too few to read much into.
+    small_group_visits: int = Field(default=5, ge=1, le=1000)
+    # Coverage: a teacher counts as visited when seen within this many weeks.
+    coverage_weeks: int = Field(default=6, ge=1, le=52)
     # Names this deployment's pages and scripts for the offline cache; computed from the
     # files when unset. A new value makes every device fetch a new service worker.
     build_id: str | None = None
@@ -61,6 +66,17 @@ class Settings(BaseSettings):
                 "WALKTHROUGH_TRUSTED_PROXIES may not be '*': list the addresses of your load "
                 "balancers (e.g. 10.0.0.0/24), or any client could fake its address."
             )
+        return self
+
+    @model_validator(mode="after")
+    def _known_timezone(self) -> "Settings":
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"WALKTHROUGH_TIMEZONE={self.timezone!r} is not a time zone: use a name from the "
+                "IANA database, e.g. America/Chicago or Europe/London."
+            ) from None
         return self
 
     @model_validator(mode="after")

@@ -1,6 +1,7 @@
 """Database engine, the per-request session, UTC timestamps and migrations."""
 
 import asyncio
+import base64
 import json
 import logging
 import queue
@@ -8,15 +9,18 @@ import re
 import secrets
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
+from zoneinfo import ZoneInfo
 
 import anyio
 import anyio.to_thread
+import sqlalchemy
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -28,6 +32,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel, create_engine
 
+from app.config import get_settings
 from app.errors import ServiceUnavailable
 
 T = TypeVar("T")
@@ -105,6 +110,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+# --- the district's time zone ------------------------------------------------------------------
+# What "November" and "this week" mean is the district's calendar, not UTC's: rows that group by
+# day, week or month are written with dates in the district's time zone. It belongs to the
+# database the app serves (create_app sets it for its engine); other callers get the setting.
+_timezones: "weakref.WeakKeyDictionary[Engine, ZoneInfo]" = weakref.WeakKeyDictionary()
+
+
+def set_district_timezone(engine: Engine, name: str) -> None:
+    """Record the district's time zone for the sessions of this engine."""
+    _timezones[engine] = ZoneInfo(name)
+
+
+def district_timezone(session: Session) -> ZoneInfo:
+    """The district's time zone for this session's database."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    found = _timezones.get(engine)
+    if found is None:
+        found = _timezones[engine] = ZoneInfo(get_settings().timezone)
+    return found
 
 
 # 40 connections: as many as the request thread pool has threads.
@@ -505,3 +532,101 @@ async def get_session(
 # scope="function": commit before the response is sent, so a client never sees a
 # success for data that then failed to commit.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+# --- keyset pagination -------------------------------------------------------------------------
+# Lists page by the last row shown (keyset), not by OFFSET: page 400 of 50,000 observations costs
+# what page 1 does, and a row added meanwhile does not shift the next page. The total is true.
+
+PAGE_SIZE = 50
+
+
+def contains(column: Any, text_: str) -> Any:
+    """Case-insensitive "contains text_" for a search box; %, _ and \\ match themselves."""
+    escaped = text_.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sqlalchemy.func.lower(column).like(f"%{escaped}%", escape="\\")
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a list, its true total, and cursors to the pages either side."""
+
+    items: list[T]
+    total: int
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+def _encode_cursor(direction: str, values: Sequence[Any]) -> str:
+    raw = json.dumps(
+        [direction, [v.isoformat() if isinstance(v, datetime) else str(v) for v in values]]
+    )
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(
+    cursor: str | None, parsers: Sequence[Callable[[str], Any]]
+) -> tuple[str, list[Any]] | None:
+    """A cursor from a query string, or None when absent or not one of ours (first page)."""
+    if not cursor or len(cursor) > 1000:
+        return None
+    try:
+        direction, raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if direction not in ("after", "before") or len(raw) != len(parsers):
+            return None
+        return direction, [parse(str(v)) for parse, v in zip(parsers, raw, strict=True)]
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return None
+
+
+def paginate(
+    session: Session,
+    stmt: Any,
+    *,
+    order: Sequence[Any],
+    descending: bool,
+    key: Callable[[Any], Sequence[Any]],
+    parsers: Sequence[Callable[[str], Any]],
+    cursor: str | None,
+    size: int = PAGE_SIZE,
+) -> Page[Any]:
+    """A page of `stmt` ordered by the columns `order` (unique together), after or before the
+    row a cursor names; `key` reads those columns' values from a row, `parsers` read them back
+    from a cursor."""
+    total = session.execute(
+        sqlalchemy.select(sqlalchemy.func.count()).select_from(stmt.order_by(None).subquery())
+    ).scalar_one()
+    decoded = _decode_cursor(cursor, parsers)
+    direction = decoded[0] if decoded else "after"
+    backwards = direction == "before"
+    if decoded is not None:
+        here = sqlalchemy.tuple_(*order)
+        there = sqlalchemy.tuple_(
+            *(sqlalchemy.literal(v, type_=c.type) for c, v in zip(order, decoded[1], strict=True))
+        )
+        stmt = stmt.where(here > there if descending == backwards else here < there)
+    down = descending != backwards
+    stmt = stmt.order_by(*(c.desc() if down else c.asc() for c in order)).limit(size + 1)
+    rows = list(session.execute(stmt).scalars() if _is_entity(stmt) else session.execute(stmt))
+    more = len(rows) > size
+    rows = rows[:size]
+    if backwards:
+        rows.reverse()
+    next_cursor = previous_cursor = None
+    if rows:
+        # Going forward, there is more after when a row beyond the page came back, and a page
+        # before whenever a cursor brought us here; going back, the other way round.
+        if (more and not backwards) or backwards:
+            next_cursor = _encode_cursor("after", key(rows[-1]))
+        if (more and backwards) or (decoded is not None and not backwards):
+            previous_cursor = _encode_cursor("before", key(rows[0]))
+    return Page(rows, int(total), next_cursor, previous_cursor)
+
+
+def _is_entity(stmt: Any) -> bool:
+    descriptions = stmt.column_descriptions
+    return (
+        len(descriptions) == 1
+        and isinstance(descriptions[0].get("entity"), type)
+        and (descriptions[0].get("expr") is descriptions[0].get("entity"))
+    )

@@ -16,9 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.accounts.deps import verify_csrf
 from app.accounts.routes import router as accounts_router
+from app.analytics.routes import router as analytics_router
 from app.calibration.routes import router as calibration_router
 from app.config import Settings, get_settings
-from app.db import make_engine
+from app.db import make_engine, set_district_timezone
 from app.exports.routes import router as exports_router
 from app.observations.routes import router as observations_router
 from app.rubrics.loader import RubricProblems, sync_rubrics
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
+    set_district_timezone(app.state.engine, settings.timezone)
     app.state.build_id = settings.build_id or compute_build_id()
 
     # Pages and API answers are compressed; streamed exports and zips are not: compressing a
@@ -147,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_router)
     app.include_router(rubrics_router)
     app.include_router(observations_router)
+    app.include_router(analytics_router)
     app.include_router(sync_router)
     app.include_router(calibration_router)
     app.include_router(exports_router)

@@ -1,6 +1,7 @@
 """Imports every table model so the metadata (Alembic, tests) sees all of them."""
 
 from app.accounts.models import ApiToken, LoginFailure, School, Teacher, User, UserSession
+from app.analytics.models import ObservationItem, ObservationItemSum
 from app.calibration.models import CalibrationSession, MasterScore, Rater, Rating, Stimulus
 from app.exports.models import ExportLog
 from app.observations.models import Observation, ObservationConflict, ObservationRevision
@@ -16,6 +17,8 @@ __all__ = [
     "MasterScore",
     "Observation",
     "ObservationConflict",
+    "ObservationItem",
+    "ObservationItemSum",
     "ObservationRevision",
     "Rater",
     "Rating",

@@ -5,10 +5,11 @@ import contextlib
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
@@ -253,3 +254,13 @@ def install_error_handlers(app: FastAPI) -> None:
             "please try again in a moment.",
             headers=headers,
         )
+
+
+def page_url(request: Request) -> Callable[[str], str]:
+    """The address of the same list at another page cursor (the filters kept)."""
+
+    def at(cursor: str) -> str:
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        return f"{request.url.path}?{urlencode([*kept, ('cursor', cursor)])}"
+
+    return at

@@ -10,6 +10,9 @@ load   100 clients for 30 s against a uvicorn on 127.0.0.1, each loading the cap
        pushing one observation in turn, with /api/ping sampled beside them: p50/p95/p99 per
        kind of request and the errors, on SQLite and PostgreSQL.
 import a 10,000-row roster import: how long it takes, and /healthz latency meanwhile.
+dashboard  50,000 walk-throughs of a school year seeded through the write path (300 observers,
+       200 schools, 20,000 teachers), then each dashboard view, coverage, the lists and a
+       teacher page as an admin and as a principal (median/p95), /healthz meanwhile.
 sync   10,000 observations x 12 item values pushed over HTTP to a uvicorn on 127.0.0.1 in
        batches of 100, on SQLite and PostgreSQL, next to raw executemany inserts of the same
        rows into the same database in the same run.
@@ -594,6 +597,118 @@ def _seed_observations(url: str, n_obs: int) -> None:
     engine.dispose()
 
 
+def _seed_district(
+    url: str, n_obs: int, *, schools: int = 200, per_school: int = 100
+) -> dict[str, Any]:
+    """A year of a district through the write path's batched form: a roster of
+    schools x per_school teachers (20,000), 300 observers, and n_obs submitted Discourse
+    Walk-Throughs over 36 school weeks, each observer's visits pushed in batches of 200."""
+    import random
+
+    from sqlmodel import Session, select
+
+    from app.accounts import service as accounts
+    from app.accounts.models import Role, School, Teacher, User
+    from app.observations import service as observations
+    from app.security import hash_password
+
+    rng = random.Random(2026)
+    lines = ["school,school_code,teacher,district_id,grades"]
+    names = ["Lincoln Elementary"] + [f"School {i:03d}" for i in range(1, schools)]
+    grade_sets = ["K;1", "2;3", "4;5", "6", "7", "8"]
+    for s, school in enumerate(names):
+        for t in range(per_school):
+            grades = grade_sets[(s + t) % len(grade_sets)]
+            lines.append(f"{school},S{s:03d},Teacher {s:03d}-{t:03d},D{s:03d}{t:03d},{grades}")
+    engine = make_engine(url)
+    with Session(engine, expire_on_commit=False) as session:
+        report = accounts.import_roster(session=session, data="\n".join(lines).encode())
+        assert report.ok, report.errors[:3]
+        session.commit()
+        school_ids = {s.name: s.id for s in session.exec(select(School))}
+        teachers: dict[int, list[Teacher]] = {}
+        for teacher in session.exec(select(Teacher).order_by(Teacher.name)):
+            teachers.setdefault(teacher.school_id, []).append(teacher)
+        password = hash_password(DEMO_PASSWORD)
+        observers: list[User] = []
+        for i in range(300):
+            school = names[i % schools]
+            observers.append(
+                User(
+                    email=f"observer{i:03d}@bench.walkthrough.test",
+                    name=f"Observer {i:03d}",
+                    role=Role.principal if i < 100 and i % schools != 0 else Role.observer,
+                    school_id=school_ids[school],
+                    password_hash=password,
+                )
+            )
+        session.add_all(observers)
+        session.commit()
+    start = datetime(2026, 8, 17, 8, tzinfo=UTC) + timedelta(hours=5)  # 8:00 in Chicago
+    per_observer = [n_obs // 300 + (1 if i < n_obs % 300 else 0) for i in range(300)]
+    for i, observer in enumerate(observers):
+        pool = teachers[observer.school_id or 0][: per_school * 3 // 5]  # some never visited
+        changes = []
+        for _v in range(per_observer[i]):
+            day = rng.randrange(36 * 5)
+            at = start + timedelta(days=day // 5 * 7 + day % 5, minutes=rng.randrange(7 * 60))
+            teacher = rng.choice(pool)
+            grade = teacher.grades.split(",")[0] if teacher.grades else ""
+            values: dict[str, Any] = {
+                key: {"value": rng.random() < p}
+                for key, p in (
+                    ("task_visible", 0.7),
+                    ("partner_talk", 0.55),
+                    ("multiple_strategies", 0.4),
+                    ("talk_norms_visible", 0.5),
+                    ("student_at_board", 0.3),
+                )
+            }
+            for key in (
+                "students_explaining",
+                "building_on_peer",
+                "teacher_press",
+                "revoicing",
+                "student_question",
+            ):
+                values[key] = {"value": rng.randrange(8)}
+            if rng.random() < 0.1:
+                values["overall_discourse"] = {"not_observed": True}
+            else:
+                values["overall_discourse"] = {
+                    "value": rng.choice([1, 2, 2, 3, 3, 3, 4, 4, 5]),
+                    "evidence": "Students explained to a partner.",
+                }
+            if rng.random() < 0.6:
+                values["glow"] = {"value": "Clear launch of the task."}
+            payload = observations.ObservationPayload.model_validate(
+                {
+                    "rubric_slug": "discourse-walkthrough",
+                    "rubric_version": 1,
+                    "teacher_id": teacher.id,
+                    "observed_at": at,
+                    "duration_seconds": rng.choice([None, 300, 600, 600, 900]),
+                    "grade": grade,
+                    "subject": rng.choice(["Mathematics", "Mathematics", "Algebra"]),
+                    "status": "submitted",
+                    "values": values,
+                    "notes": [{"minute": 2, "text": "Launch"}],
+                }
+            )
+            changes.append(observations.Change(uuid.uuid4(), 0, payload))
+        for b in range(0, len(changes), 200):
+            with Session(engine, expire_on_commit=False) as session:
+                author = session.get(User, observer.id)
+                assert author is not None
+                outcomes = observations.write(
+                    session=session, author=author, device="bench", changes=changes[b : b + 200]
+                )
+                assert all(o.status == "created" for o in outcomes), outcomes[:1]
+                session.commit()
+    engine.dispose()
+    return {"observers": len(observers), "teachers": schools * per_school}
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -842,6 +957,104 @@ def bench_import(args: argparse.Namespace) -> None:
             )
 
 
+def bench_dashboard(args: argparse.Namespace) -> None:
+    import statistics
+    import threading
+
+    kinds = ["sqlite"] + ([] if args.sqlite_only else ["postgres"])
+    print(
+        f"dashboard: {args.n:,} Discourse Walk-Throughs over 36 school weeks by 300 observers at "
+        "200 schools (20,000 teachers), seeded through the write path; each page requested "
+        f"{args.repeat} times in turn (median / p95 ms), /healthz sampled meanwhile"
+    )
+    for kind in kinds:
+        with database(kind) as url:
+            started = time.perf_counter()
+            _seed_district(url, args.n)
+            print(f"[{kind}] seeded in {time.perf_counter() - started:.0f} s")
+            from sqlalchemy import text
+
+            engine = make_engine(url)
+            with engine.connect() as conn:
+                lincoln = conn.execute(
+                    text("SELECT id FROM school WHERE name = 'Lincoln Elementary'")
+                ).scalar()
+                other = conn.execute(
+                    text("SELECT id FROM school WHERE name = 'School 007'")
+                ).scalar()
+                teacher = conn.execute(
+                    text("SELECT teacher_id FROM observation WHERE school_id = :s LIMIT 1"),
+                    {"s": lincoln},
+                ).scalar()
+            engine.dispose()
+            pages = {
+                "admin": [
+                    ("figures by school (default)", "/dashboard"),
+                    ("figures by month", "/dashboard?by=month"),
+                    ("trends, district", "/dashboard/trends"),
+                    ("figures by grade", "/dashboard?by=grade"),
+                    ("figures by observer", "/dashboard?by=observer"),
+                    ("figures by week", "/dashboard?by=week"),
+                    ("figures, one school by teacher", f"/dashboard?school_id={other}&by=teacher"),
+                    ("figures, Sep 15 - Oct 14", "/dashboard?from=2026-09-15&to=2026-10-14"),
+                    ("figures CSV by school", "/dashboard.csv"),
+                    ("coverage", "/dashboard/coverage"),
+                    ("coverage, one school", f"/dashboard/coverage?school_id={other}"),
+                    ("observations list", "/observations"),
+                    ("teacher page", f"/teachers/{teacher}"),
+                    ("teachers (admin)", "/admin/teachers"),
+                ],
+                "principal": [
+                    ("home (coverage at a glance)", "/"),
+                    ("figures by teacher (default)", "/dashboard"),
+                    ("figures by grade", "/dashboard?by=grade"),
+                    ("trends", "/dashboard/trends"),
+                    ("coverage", "/dashboard/coverage"),
+                    ("observations list", "/observations"),
+                    ("teacher page", f"/teachers/{teacher}"),
+                ],
+            }
+            emails = {
+                "admin": "admin@demo.walkthrough.test",
+                "principal": "principal@demo.walkthrough.test",
+            }
+            with server(url) as base:
+                health: list[float] = []
+                stop = threading.Event()
+
+                def probe(stop: threading.Event = stop, health: list[float] = health) -> None:
+                    with httpx.Client(base_url=base, timeout=30) as c:
+                        while not stop.is_set():
+                            t0 = time.perf_counter()
+                            c.get("/healthz").raise_for_status()
+                            health.append(time.perf_counter() - t0)
+                            stop.wait(0.25)
+
+                prober = threading.Thread(target=probe)
+                prober.start()
+                try:
+                    for role, views in pages.items():
+                        with httpx.Client(base_url=base, timeout=120) as client:
+                            _sign_in(client, emails[role])
+                            for name, path in views:
+                                samples = []
+                                for _ in range(args.repeat):
+                                    t0 = time.perf_counter()
+                                    r = client.get(path)
+                                    samples.append(time.perf_counter() - t0)
+                                    assert r.status_code == 200, (path, r.status_code)
+                                samples.sort()
+                                median = statistics.median(samples) * 1000
+                                p95 = (
+                                    samples[min(len(samples) - 1, int(len(samples) * 0.95))] * 1000
+                                )
+                                print(f"  {role:<9} {name:<34} {median:>7.0f} {p95:>7.0f}")
+                finally:
+                    stop.set()
+                    prober.join()
+                print(f"  /healthz meanwhile: {len(health)} probes, {_percentiles(health)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -869,8 +1082,13 @@ def main() -> None:
     roster = sub.add_parser("import", help="a 10,000-row roster import and /healthz meanwhile")
     roster.add_argument("--rows", type=int, default=10_000)
     roster.add_argument("--sqlite-only", action="store_true")
+    dash = sub.add_parser("dashboard", help="dashboards, coverage and lists at 50,000 visits")
+    dash.add_argument("--n", type=int, default=50_000)
+    dash.add_argument("--repeat", type=int, default=9)
+    dash.add_argument("--sqlite-only", action="store_true")
     args = parser.parse_args()
     benches = {
+        "dashboard": bench_dashboard,
         "sync": bench_sync,
         "agreement": bench_agreement,
         "export": bench_export,

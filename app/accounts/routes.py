@@ -1,6 +1,7 @@
 """Sign-in, the home page and the admin pages for users, schools, teachers and the roster."""
 
-from typing import Annotated
+from datetime import datetime, time, timedelta
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -10,9 +11,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.accounts import service
 from app.accounts.deps import AdminUser, CurrentUser, OptionalUser, end_session, start_session
 from app.accounts.models import GRADES, Role, Teacher, User
-from app.db import Id, SessionDep, parse_id
+from app.analytics import service as analytics
+from app.db import Id, SessionDep, district_timezone, parse_id, utcnow
 from app.errors import Invalid, TooManyRequests
-from app.web import render
+from app.web import page_url, render
 
 router = APIRouter()
 
@@ -82,7 +84,20 @@ def home(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     school = (
         service.get_school(session=session, school_id=user.school_id) if user.school_id else None
     )
-    return render(request, "accounts/home.html", {"user": user, "school": school})
+    coverage = None
+    if user.role == Role.principal and school is not None:
+        # Their school's coverage at a glance: teachers visited in the district's window.
+        weeks = request.app.state.settings.coverage_weeks
+        tz = district_timezone(session)
+        since_day = utcnow().astimezone(tz).date() - timedelta(weeks=weeks)
+        since = datetime.combine(since_day, time.min, tzinfo=tz)
+        found = analytics.coverage_by_school(
+            session=session, user=user, since=since, school_id=school.id
+        )
+        coverage = {"weeks": weeks, "since": since_day, "school": found[0] if found else None}
+    return render(
+        request, "accounts/home.html", {"user": user, "school": school, "coverage": coverage}
+    )
 
 
 # --- admin: users ---------------------------------------------------------------------------
@@ -90,8 +105,16 @@ def home(request: Request, user: CurrentUser, session: SessionDep) -> Response:
 
 @router.get("/admin/users", response_class=HTMLResponse)
 def users_page(request: Request, admin: AdminUser, session: SessionDep) -> Response:
-    """Every user, with a form to add one."""
+    """Users a page at a time (with a search), and a form to add one."""
     return _users_page(request, session)
+
+
+def _users(request: Request, session: SessionDep) -> Any:
+    return service.page_users(
+        session=session,
+        q=request.query_params.get("q", "")[:100],
+        cursor=request.query_params.get("cursor"),
+    )
 
 
 def _users_page(
@@ -107,7 +130,10 @@ def _users_page(
         request,
         "admin/users.html",
         {
-            "users": service.list_users(session=session),
+            "page": (page := _users(request, session)),
+            "users": page.items,
+            "page_url": page_url(request),
+            "q": request.query_params.get("q", "")[:100],
             "schools": {s.id: s for s in service.list_schools(session=session)},
             "roles": list(Role),
             "form": form or {},
@@ -313,11 +339,16 @@ def teachers_page(
 ) -> Response:
     """The teacher roster, filtered by school or a search; the list is an htmx block."""
     school = parse_id(school_id)  # "" means all schools
+    page = service.page_teachers(
+        session=session, school_id=school, q=q[:100], cursor=request.query_params.get("cursor")
+    )
     return render(
         request,
         "admin/teachers.html",
         {
-            "teachers": service.list_teachers(session=session, school_id=school, q=q[:100]),
+            "page": page,
+            "teachers": page.items,
+            "page_url": page_url(request),
             "schools": service.list_schools(session=session),
             "school_id": school,
             "q": q,

@@ -24,7 +24,7 @@ from app.accounts.models import (
     User,
 )
 from app.config import Settings
-from app.db import next_seq, utcnow
+from app.db import PAGE_SIZE, Page, contains, next_seq, paginate, utcnow
 from app.errors import Conflict, Invalid, NotFound, TooManyRequests
 from app.security import hash_password, verify_password
 
@@ -283,20 +283,78 @@ def create_school(*, session: Session, name: str, code: str | None) -> School:
     return school
 
 
-def list_teachers(*, session: Session, school_id: int | None = None, q: str = "") -> list[Teacher]:
-    """Teachers by school and name, optionally of one school or matching a search."""
-    stmt = select(Teacher).order_by(col(Teacher.school_id), col(Teacher.name))
+def _teachers(school_id: int | None, q: str, active_only: bool = False) -> Any:
+    stmt = select(Teacher)
     if school_id is not None:
         stmt = stmt.where(Teacher.school_id == school_id)
+    if active_only:
+        stmt = stmt.where(col(Teacher.active))
     if q.strip():
-        pattern = f"%{q.strip().lower()}%"
         stmt = stmt.where(
             or_(
-                func.lower(Teacher.name).like(pattern),
-                func.lower(Teacher.district_id).like(pattern),
+                contains(col(Teacher.name), q.strip()),
+                contains(col(Teacher.district_id), q.strip()),
             )
         )
+    return stmt
+
+
+def list_teachers(*, session: Session, school_id: int | None = None, q: str = "") -> list[Teacher]:
+    """Teachers by school and name, optionally of one school or matching a search (for a
+    school's roster; a district's is read a page at a time with page_teachers)."""
+    stmt = _teachers(school_id, q).order_by(col(Teacher.school_id), col(Teacher.name))
     return list(session.exec(stmt))
+
+
+def page_teachers(
+    *,
+    session: Session,
+    school_id: int | None = None,
+    q: str = "",
+    cursor: str | None = None,
+    active_only: bool = False,
+    size: int = PAGE_SIZE,
+) -> Page[Teacher]:
+    """Teachers by name, a page at a time with the true total, of one school or matching a
+    search by name or district id."""
+    return paginate(
+        session,
+        _teachers(school_id, q, active_only),
+        order=[col(Teacher.name), col(Teacher.id)],
+        descending=False,
+        key=lambda t: (t.name, t.id),
+        parsers=[str, int],
+        cursor=cursor,
+        size=size,
+    )
+
+
+def teachers_named(*, session: Session, name: str, school_id: int | None) -> list[Teacher]:
+    """Active teachers with exactly this name (any case), of one school or of every school."""
+    wanted = name.strip().lower()
+    stmt = select(Teacher).where(col(Teacher.active), func.lower(col(Teacher.name)) == wanted)
+    if school_id is not None:
+        stmt = stmt.where(Teacher.school_id == school_id)
+    return list(session.exec(stmt.limit(50)))
+
+
+def page_users(*, session: Session, q: str = "", cursor: str | None = None) -> Page[User]:
+    """Users by name, a page at a time with the true total, matching a search by name or
+    e-mail."""
+    stmt = select(User)
+    if q.strip():
+        stmt = stmt.where(
+            or_(contains(col(User.name), q.strip()), contains(col(User.email), q.strip()))
+        )
+    return paginate(
+        session,
+        stmt,
+        order=[col(User.name), col(User.id)],
+        descending=False,
+        key=lambda u: (u.name, u.id),
+        parsers=[str, int],
+        cursor=cursor,
+    )
 
 
 def save_teacher(

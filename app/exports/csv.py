@@ -14,8 +14,9 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select, true
 from sqlalchemy.engine import Engine
@@ -80,36 +81,46 @@ LONG_COLUMNS: list[tuple[str, str, str]] = [
     ("evidence", "string", "The observer's evidence note for the item."),
     ("tags", "string", "The observation's tags, separated by '; '."),
     ("overall_notes", "string", "The observation's overall notes (repeated on each of its rows)."),
+    ("observed_date", "date", "The day of the visit in the district's time zone (YYYY-MM-DD)."),
+    ("duration_seconds", "integer", "How long the visit lasted in seconds; empty if not recorded."),
+    (
+        "timed_notes",
+        "string",
+        'The time-stamped evidence notes as JSON: [{"minute": 3, "text": "..."}, ...].',
+    ),
 ]
-WIDE_BASE = [*LONG_COLUMNS[:13], LONG_COLUMNS[21], LONG_COLUMNS[22]]
+# Columns added later go at the end, so a script that reads columns by position keeps working.
+WIDE_BASE = [*LONG_COLUMNS[:13], *LONG_COLUMNS[21:]]
 # The data type of an item's value column in the wide format, by item kind.
 ITEM_TYPES = {"scale": "integer", "count": "integer", "check": "boolean", "text": "string"}
 
 
-def cell(value: Any) -> Any:
-    """A value ready for the csv module: numbers stay numbers, text is formula-safe."""
+def cell(value: Any, safe: bool = True) -> Any:
+    """A value ready for the csv module: numbers stay numbers, text is formula-safe (unless
+    `safe` is False: the exact text, for scripts that ask for it)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return value
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date):
         return value.isoformat()
     text = str(value)
-    return "'" + text if text.startswith(DANGEROUS) else text
+    return "'" + text if safe and text.startswith(DANGEROUS) else text
 
 
 class CsvWriter:
     """csv.writer over an in-memory buffer that is drained chunk by chunk."""
 
-    def __init__(self, bom: bool) -> None:
+    def __init__(self, bom: bool, safe: bool = True) -> None:
         self.buffer = io.StringIO(newline="")
         self.writer = csv.writer(self.buffer, lineterminator="\r\n")
         self.prefix = "\ufeff" if bom else ""
+        self.safe = safe
 
     def row(self, values: list[Any]) -> None:
-        self.writer.writerow([cell(v) for v in values])
+        self.writer.writerow([cell(v, self.safe) for v in values])
 
     def drain(self) -> bytes:
         text = self.prefix + self.buffer.getvalue()
@@ -186,6 +197,8 @@ def _query(user: User, f: Filters) -> Any:
             _O.tags,
             _O.overall_notes,
             _O.rubric_version_id,
+            _O.duration_seconds,
+            _O.notes,
         )
         .join(School.__table__, _S.id == _O.school_id)  # type: ignore[attr-defined]
         .join(User.__table__, _U.id == _O.observer_id)  # type: ignore[attr-defined]
@@ -249,6 +262,7 @@ class _Item:
     title: str
     kind: str
     labels: dict[Any, str]
+    safe: bool = True
 
     @property
     def cells(self) -> list[Any]:
@@ -256,11 +270,13 @@ class _Item:
         return self._cells
 
     def __post_init__(self) -> None:
-        self._cells = [cell(self.section), cell(self.key), cell(self.title), self.kind]
-        self.label_cells = {value: cell(label) for value, label in self.labels.items()}
+        safe = self.safe
+        self._cells = [cell(self.section, safe), cell(self.key, safe), cell(self.title, safe)]
+        self._cells.append(self.kind)
+        self.label_cells = {value: cell(label, safe) for value, label in self.labels.items()}
 
 
-def _items(content: dict[str, Any]) -> list[_Item]:
+def _items(content: dict[str, Any], safe: bool = True) -> list[_Item]:
     definition = RubricDefinition.model_validate(content)
     return [
         _Item(
@@ -269,6 +285,7 @@ def _items(content: dict[str, Any]) -> list[_Item]:
             item.title,
             item.kind,
             {lv.value: lv.label for lv in item.levels} if isinstance(item, ScaleItem) else {},
+            safe,
         )
         for section, item in definition.items()
     ]
@@ -283,9 +300,12 @@ class _Obs:
     notes: Any
     values: dict[str, Any]
     rubric_version_id: int
+    tail: list[Any]  # local date, duration, timed notes
 
 
-def _observations(engine: Engine, user: User, f: Filters) -> Iterator[_Obs]:
+def _observations(
+    engine: Engine, user: User, f: Filters, *, tz: ZoneInfo, safe: bool = True
+) -> Iterator[_Obs]:
     """The filtered observations in order, from a server-side cursor."""
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=1000).execute(
@@ -310,9 +330,11 @@ def _observations(engine: Engine, user: User, f: Filters) -> Iterator[_Obs]:
                 tags,
                 notes,
                 rv_id,
+                duration,
+                timed_notes,
             ) = row
             head = [
-                cell(v)
+                cell(v, safe)
                 for v in (
                     str(obs_id),
                     revision,
@@ -329,28 +351,48 @@ def _observations(engine: Engine, user: User, f: Filters) -> Iterator[_Obs]:
                     version,
                 )
             ]
-            yield _Obs(head, cell("; ".join(tags or [])), cell(notes), values or {}, rv_id)
+            tail = [
+                observed_at.astimezone(tz).date().isoformat(),
+                cell(duration),
+                cell(json.dumps(timed_notes, ensure_ascii=False), safe) if timed_notes else "",
+            ]
+            yield _Obs(
+                head,
+                cell("; ".join(tags or []), safe),
+                cell(notes, safe),
+                values or {},
+                rv_id,
+                tail,
+            )
 
 
-def _items_of(engine: Engine, rubric_version_id: int) -> list[_Item]:
+def _items_of(engine: Engine, rubric_version_id: int, safe: bool) -> list[_Item]:
     with engine.connect() as conn:
         content = conn.execute(select(_R.content).where(_R.id == rubric_version_id)).scalar_one()
-    return _items(content)
+    return _items(content, safe)
 
 
 def stream_long(
-    engine: Engine, user: User, f: Filters, *, bom: bool, counter: list[int]
+    engine: Engine,
+    user: User,
+    f: Filters,
+    *,
+    bom: bool,
+    counter: list[int],
+    tz: ZoneInfo,
+    safe: bool = True,
 ) -> Iterator[bytes]:
-    """The long (tidy) CSV, a chunk at a time; counter[0] ends as the number of data rows."""
-    out = CsvWriter(bom)
+    """The long (tidy) CSV, a chunk at a time; counter[0] ends as the number of data rows.
+    `safe` False leaves text exactly as typed (no apostrophe before a leading =, +, - or @)."""
+    out = CsvWriter(bom, safe)
     out.row([c[0] for c in LONG_COLUMNS])
     items_by_version: dict[int, list[_Item]] = {}
     pending = 0
-    for obs in _observations(engine, user, f):
+    for obs in _observations(engine, user, f, tz=tz, safe=safe):
         items = items_by_version.get(obs.rubric_version_id)
         if items is None:
             items = items_by_version[obs.rubric_version_id] = _items_of(
-                engine, obs.rubric_version_id
+                engine, obs.rubric_version_id, safe
             )
         batch = []
         for item in items:
@@ -361,12 +403,13 @@ def stream_long(
                 [
                     *obs.head,
                     *item.cells,
-                    value if type(value) is int else cell(value),  # the common case first
+                    value if type(value) is int else cell(value, safe),  # the common case first
                     item.label_cells.get(value, "") if value is not None else "",
                     "true" if entry.get("not_observed") else "false",
-                    cell(evidence) if evidence else "",
+                    cell(evidence, safe) if evidence else "",
                     obs.tags,
                     obs.notes,
+                    *obs.tail,
                 ]
             )
         out.writer.writerows(batch)
@@ -379,14 +422,21 @@ def stream_long(
 
 
 def stream_wide(
-    engine: Engine, user: User, f: Filters, *, bom: bool, counter: list[int]
+    engine: Engine,
+    user: User,
+    f: Filters,
+    *,
+    bom: bool,
+    counter: list[int],
+    tz: ZoneInfo,
+    safe: bool = True,
 ) -> Iterator[bytes]:
     """The wide CSV (one row per observation) for a single rubric version."""
     versions = rubric_versions(engine, user, f)
     if len(versions) > 1:
         raise ValueError("mixed")
-    out = CsvWriter(bom)
-    items = _items(versions[0].content) if versions else []
+    out = CsvWriter(bom, safe)
+    items = _items(versions[0].content, safe) if versions else []
     header = [c[0] for c in WIDE_BASE]
     for item in items:
         header.append(item.key)
@@ -394,14 +444,14 @@ def stream_wide(
         header.append(f"{item.key}__evidence")
     out.row(header)
     pending = 0
-    for obs in _observations(engine, user, f):
-        line = [*obs.head, obs.tags, obs.notes]
+    for obs in _observations(engine, user, f, tz=tz, safe=safe):
+        line = [*obs.head, obs.tags, obs.notes, *obs.tail]
         for item in items:
             entry = obs.values.get(item.key) or {}
             line += [
-                cell(entry.get("value")),
+                cell(entry.get("value"), safe),
                 "true" if entry.get("not_observed") else "false",
-                cell(entry.get("evidence", "")),
+                cell(entry.get("evidence", ""), safe),
             ]
         out.writer.writerow(line)
         counter[0] += 1
@@ -416,107 +466,94 @@ def _status(status: Any) -> str:
     return status.value if isinstance(status, ObservationStatus) else str(status)
 
 
-def codebook_csv(kind: Kind, versions: list[RubricVersion]) -> bytes:
-    """Every column (name, type, meaning), then every exported rubric version's items and levels."""
-    out = CsvWriter(bom=False)
-    out.row(["section", "name", "type", "meaning"])
-    columns = LONG_COLUMNS if kind == "observations_long" else WIDE_BASE
-    for name, typ, meaning in columns:
-        out.row(["column", name, typ, meaning])
-    if kind == "observations_wide":
-        for item in _items(versions[0].content) if versions else []:
-            typ = ITEM_TYPES[item.kind]
-            out.row(["column", item.key, typ, f"{item.title} ({item.kind})"])
-            out.row(
-                [
-                    "column",
-                    f"{item.key}__not_observed",
-                    "boolean",
-                    f"{item.title}: marked not observed",
-                ]
-            )
-            out.row(["column", f"{item.key}__evidence", "string", f"{item.title}: evidence note"])
-    out.row([])
-    out.row(
-        [
-            "rubric",
-            "version",
-            "section",
-            "item_key",
-            "item_kind",
-            "item_title",
-            "level_value",
-            "level_label",
+CODEBOOK_COLUMNS: list[tuple[str, str, str]] = [
+    ("column", "string", "A column of the data file."),
+    ("type", "string", "Its type: string, integer, boolean, date, datetime or any."),
+    ("meaning", "string", "What it holds."),
+]
+RUBRIC_ITEM_COLUMNS: list[tuple[str, str, str]] = [
+    ("rubric_slug", "string", "Rubric identifier."),
+    ("rubric_version", "integer", "Rubric version number."),
+    ("section", "string", "Rubric section of the item."),
+    ("item_key", "string", "Item identifier within the rubric version."),
+    ("item_kind", "string", "scale, count, check or text."),
+    ("item_title", "string", "Item wording."),
+    ("level_value", "integer", "A level of a scale item (one row per level); empty otherwise."),
+    ("level_label", "string", "That level's label."),
+]
+
+
+def data_columns(kind: Kind, versions: list[RubricVersion]) -> list[tuple[str, str, str]]:
+    """The data file's columns (name, type, meaning), the wide format's item columns too."""
+    if kind == "observations_long":
+        return list(LONG_COLUMNS)
+    columns = list(WIDE_BASE)
+    for item in _items(versions[0].content) if versions else []:
+        columns += [
+            (item.key, ITEM_TYPES[item.kind], f"{item.title} ({item.kind})"),
+            (f"{item.key}__not_observed", "boolean", f"{item.title}: marked not observed"),
+            (f"{item.key}__evidence", "string", f"{item.title}: evidence note"),
         ]
-    )
-    for rv in versions:
-        for item in _items(rv.content):
-            if item.labels:
-                for value, label in item.labels.items():
-                    out.row(
-                        [
-                            rv.slug,
-                            rv.version,
-                            item.section,
-                            item.key,
-                            item.kind,
-                            item.title,
-                            value,
-                            label,
-                        ]
-                    )
-            else:
-                out.row(
-                    [rv.slug, rv.version, item.section, item.key, item.kind, item.title, "", ""]
-                )
+    return columns
+
+
+def codebook_csv(columns: list[tuple[str, str, str]]) -> bytes:
+    """One row per column of the data file: its name, type and meaning."""
+    out = CsvWriter(bom=False)
+    out.row([c[0] for c in CODEBOOK_COLUMNS])
+    for name, typ, meaning in columns:
+        out.row([name, typ, meaning])
     return out.drain()
 
 
-def datapackage(kind: Kind, versions: list[RubricVersion], data_name: str) -> bytes:
-    """A Frictionless Data package descriptor, so R and Python tools read the types."""
-    types = {
-        "string": "string",
-        "integer": "integer",
-        "datetime": "datetime",
-        "boolean": "boolean",
-        "any": "any",
+def rubric_items_csv(versions: list[RubricVersion]) -> bytes:
+    """Every exported rubric version's items, one row per level of a scale item."""
+    out = CsvWriter(bom=False)
+    out.row([c[0] for c in RUBRIC_ITEM_COLUMNS])
+    for rv in versions:
+        for item in _items(rv.content):
+            head = [rv.slug, rv.version, item.section, item.key, item.kind, item.title]
+            if item.labels:
+                for value, label in item.labels.items():
+                    out.row([*head, value, label])
+            else:
+                out.row([*head, "", ""])
+    return out.drain()
+
+
+def _resource(name: str, path: str, columns: list[tuple[str, str, str]]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "path": path,
+        "profile": "tabular-data-resource",
+        "format": "csv",
+        "mediatype": "text/csv",
+        "encoding": "utf-8",
+        "dialect": {"delimiter": ",", "lineTerminator": "\r\n", "quoteChar": '"', "header": True},
+        "schema": {
+            "fields": [{"name": n, "type": t, "description": d} for n, t, d in columns],
+            "missingValues": [""],
+        },
     }
-    columns = LONG_COLUMNS if kind == "observations_long" else WIDE_BASE
-    fields = [{"name": n, "type": types[t], "description": d} for n, t, d in columns]
-    if kind == "observations_wide" and versions:
-        for item in _items(versions[0].content):
-            typ = ITEM_TYPES[item.kind]
-            fields += [
-                {"name": item.key, "type": typ, "description": item.title},
-                {"name": f"{item.key}__not_observed", "type": "boolean"},
-                {"name": f"{item.key}__evidence", "type": "string"},
-            ]
+
+
+def datapackage(
+    kind: Kind | Literal["calibration"],
+    versions: list[RubricVersion],
+    data_name: str,
+    columns: list[tuple[str, str, str]],
+) -> bytes:
+    """A Frictionless Data package descriptor, so R and Python tools read the types: the data
+    file, its codebook and (for observations) the rubric items and levels."""
+    data = _resource(kind.replace("_", "-"), data_name, columns)
+    data["schema"] |= {"trueValues": ["true"], "falseValues": ["false"]}
+    resources = [data, _resource("codebook", "codebook.csv", CODEBOOK_COLUMNS)]
+    if versions:
+        resources.append(_resource("rubric-items", "rubric_items.csv", RUBRIC_ITEM_COLUMNS))
     descriptor = {
         "profile": "tabular-data-package",
         "name": "walkthrough-" + kind.replace("_", "-"),
-        "resources": [
-            {
-                "name": kind.replace("_", "-"),
-                "path": data_name,
-                "profile": "tabular-data-resource",
-                "format": "csv",
-                "mediatype": "text/csv",
-                "encoding": "utf-8",
-                "dialect": {
-                    "delimiter": ",",
-                    "lineTerminator": "\r\n",
-                    "quoteChar": '"',
-                    "header": True,
-                },
-                "schema": {
-                    "fields": fields,
-                    "missingValues": [""],
-                    "trueValues": ["true"],
-                    "falseValues": ["false"],
-                },
-            },
-            {"name": "codebook", "path": "codebook.csv", "format": "csv", "mediatype": "text/csv"},
-        ],
+        "resources": resources,
         "rubric_versions": [
             {"slug": v.slug, "version": v.version, "content_hash": v.content_hash} for v in versions
         ],
@@ -525,7 +562,12 @@ def datapackage(kind: Kind, versions: list[RubricVersion], data_name: str) -> by
 
 
 def stream_calibration(
-    engine: Engine, *, bom: bool, counter: list[int], session_id: int | None = None
+    engine: Engine,
+    *,
+    bom: bool,
+    counter: list[int],
+    session_id: int | None = None,
+    safe: bool = True,
 ) -> Iterator[bytes]:
     """Every calibration rating: one row per session x round x rater x stimulus x item (one
     session's, for its facilitator's download: the same layout)."""
@@ -563,7 +605,7 @@ def stream_calibration(
     )
     if session_id is not None:
         stmt = stmt.where(cs.id == session_id)
-    out = CsvWriter(bom)
+    out = CsvWriter(bom, safe)
     out.row([c[0] for c in CALIBRATION_COLUMNS])
     with engine.connect() as conn:
         for row in conn.execution_options(stream_results=True, yield_per=1000).execute(stmt):
@@ -574,12 +616,3 @@ def stream_calibration(
             if counter[0] % CHUNK_ROWS == 0:
                 yield out.drain()
     yield out.drain()
-
-
-def calibration_codebook() -> bytes:
-    """The calibration export's columns."""
-    out = CsvWriter(bom=False)
-    out.row(["section", "name", "type", "meaning"])
-    for name, typ, meaning in CALIBRATION_COLUMNS:
-        out.row(["column", name, typ, meaning])
-    return out.drain()

@@ -176,7 +176,11 @@ def _stream(
                 "choose one (or use the long format)."
             )
     via_token = request.headers.get("authorization", "").lower().startswith("bearer ")
-    filters = {**f.as_dict(), "format": fmt}
+    # Scripts may ask for the exact text (raw=1): spreadsheet safety puts an apostrophe before
+    # a leading =, +, - or @, which R and pandas would read as part of the value.
+    safe = not (via_token and request.query_params.get("raw") == "1")
+    tz = ZoneInfo(request.app.state.settings.timezone)
+    filters = {**f.as_dict(), "format": fmt, **({} if safe else {"raw": "1"})}
     if dataset == "calibration":
         filters = {"format": fmt, **({"session_id": calibration_id} if calibration_id else {})}
     log_id = _log(engine, user, dataset, filters, via_token)
@@ -189,12 +193,16 @@ def _stream(
     def rows() -> Iterator[bytes]:
         if dataset == "calibration":
             yield from exports.stream_calibration(
-                engine, bom=bom, counter=counter, session_id=calibration_id
+                engine, bom=bom, counter=counter, session_id=calibration_id, safe=safe
             )
         elif dataset == "observations_wide":
-            yield from exports.stream_wide(engine, user, f, bom=bom, counter=counter)
+            yield from exports.stream_wide(
+                engine, user, f, bom=bom, counter=counter, tz=tz, safe=safe
+            )
         else:
-            yield from exports.stream_long(engine, user, f, bom=bom, counter=counter)
+            yield from exports.stream_long(
+                engine, user, f, bom=bom, counter=counter, tz=tz, safe=safe
+            )
         _finish_log(engine, log_id, counter[0])
 
     if fmt == "csv":
@@ -203,20 +211,21 @@ def _stream(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
-    codebook = (
-        exports.calibration_codebook()
+    columns = (
+        exports.CALIBRATION_COLUMNS
         if dataset == "calibration"
-        else exports.codebook_csv(dataset, versions)  # type: ignore[arg-type]
+        else exports.data_columns(dataset, versions)  # type: ignore[arg-type]
     )
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (streamed below)
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         with archive.open(f"{name}.csv", "w", force_zip64=True) as data:
             for chunk in rows():
                 data.write(chunk)
-        archive.writestr("codebook.csv", codebook)
-        if dataset != "calibration":
-            package = exports.datapackage(dataset, versions, f"{name}.csv")  # type: ignore[arg-type]
-            archive.writestr("datapackage.json", package)
+        archive.writestr("codebook.csv", exports.codebook_csv(columns))
+        if versions:
+            archive.writestr("rubric_items.csv", exports.rubric_items_csv(versions))
+        package = exports.datapackage(dataset, versions, f"{name}.csv", columns)  # type: ignore[arg-type]
+        archive.writestr("datapackage.json", package)
     spool.seek(0)
 
     def chunks() -> Iterator[bytes]:

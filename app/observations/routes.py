@@ -1,26 +1,25 @@
-"""Observation pages: start, capture, review and submit, read, history, lists, teacher pages,
-tombstones and the lead's dashboard."""
+"""Observation pages: start, capture, review and submit, read, history, lists, teacher pages
+and tombstones."""
 
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, select
 
 from app.accounts import service as accounts
 from app.accounts.deps import CurrentUser, require_roles
 from app.accounts.models import GRADES, Role, Teacher, User
-from app.charts import stacked_bars
 from app.db import Count, Id, SessionDep, parse_id, parse_int
 from app.errors import Forbidden, NotFound
 from app.observations import service
 from app.observations.models import Observation, ObservationStatus, new_observation_id
 from app.rubrics import service as rubrics
 from app.rubrics.models import RubricStatus, RubricVersion
-from app.web import render
+from app.web import page_url, render
 
 router = APIRouter()
 Recorder = Annotated[User, Depends(require_roles(Role.observer, Role.principal, Role.admin))]
@@ -47,9 +46,18 @@ def _parse_local(raw: str, offset_minutes: str, tz: ZoneInfo) -> datetime | None
     return naive.replace(tzinfo=tz)
 
 
+def _school_scoped(user: User) -> bool:
+    return user.role in (Role.observer, Role.principal)
+
+
 def _teachers_for(session: Session, user: User) -> list[Teacher]:
-    school = user.school_id if user.role in (Role.observer, Role.principal) else None
-    return [t for t in accounts.list_teachers(session=session, school_id=school) if t.active]
+    """The whole roster a school-based observer picks from (and keeps offline); a district's
+    roster is searched on the server instead (see /api/roster/search)."""
+    if not _school_scoped(user):
+        return []
+    return [
+        t for t in accounts.list_teachers(session=session, school_id=user.school_id) if t.active
+    ]
 
 
 # --- start ---------------------------------------------------------------------------------------
@@ -91,7 +99,7 @@ def _start_page(
                 **form,
             },
             "errors": errors,
-            "fixed_school": user.role in (Role.observer, Role.principal),
+            "fixed_school": _school_scoped(user),
         },
         status_code=status_code,
     )
@@ -136,7 +144,11 @@ async def start(request: Request, user: Recorder, session: SessionDep) -> Respon
         session=session,
         author=user,
         obs_id=obs_id,
-        teachers=_teachers_for(session, user),
+        teachers=accounts.teachers_named(
+            session=session,
+            name=raw["teacher"],
+            school_id=user.school_id if _school_scoped(user) else None,
+        ),
         teacher_name=raw["teacher"],
         school_id=school_id,
         rubric_slug=slug,
@@ -152,6 +164,30 @@ async def start(request: Request, user: Recorder, session: SessionDep) -> Respon
         }
         return _start_page(request, session, user, raw, errors, status_code=422)
     return RedirectResponse(f"/observations/{started.obs_id}/edit", status_code=303)
+
+
+@router.get("/api/roster/search")
+def roster_search(user: Recorder, session: SessionDep, q: str = "", school_id: str = "") -> Any:
+    """Active teachers whose name or district id contains q (20 at most, with how many match),
+    within the roster this user may observe: for a district's roster, searched as one types."""
+    school = user.school_id if _school_scoped(user) else parse_id(school_id)
+    page = accounts.page_teachers(
+        session=session, school_id=school, q=q[:100], active_only=True, size=20
+    )
+    names = {s.id: s.name for s in accounts.list_schools(session=session)}
+    return {
+        "total": page.total,
+        "teachers": [
+            {
+                "id": t.id,
+                "name": t.name,
+                "school_id": t.school_id,
+                "school": names.get(t.school_id, ""),
+                "grades": t.grade_list,
+            }
+            for t in page.items
+        ],
+    }
 
 
 # --- capture -------------------------------------------------------------------------------------
@@ -398,6 +434,7 @@ def _filters(request: Request, params: dict[str, str]) -> tuple[service.Filters,
         f.status = ObservationStatus(params["status"])
     f.rubric_slug = params.get("rubric") or None
     f.deleted = params.get("deleted") == "1"
+    f.q = params.get("q", "").strip()
     return f, notes
 
 
@@ -406,11 +443,20 @@ def list_page(request: Request, user: CurrentUser, session: SessionDep) -> Respo
     """Observations this role may read, with filters; the table is an htmx block."""
     params = {k: v[:100] for k, v in request.query_params.items()}
     filters, notes = _filters(request, params)
-    observations = service.list_observations(session=session, user=user, filters=filters)
+    page = service.list_observations(
+        session=session, user=user, filters=filters, cursor=request.query_params.get("cursor")
+    )
     return render(
         request,
         "observations/list.html",
-        {**_lookups(session, user), "observations": observations, "params": params, "notes": notes},
+        {
+            **_lookups(session, user),
+            "page": page,
+            "observations": page.items,
+            "params": params,
+            "notes": notes,
+            "page_url": page_url(request),
+        },
         block="results",
     )
 
@@ -425,7 +471,6 @@ def _lookups(session: Session, user: User) -> dict[str, Any]:
         "rubric_versions": {
             r.id: r for r in session.exec(select(RubricVersion).order_by(col(RubricVersion.slug)))
         },
-        "teachers": _teachers_for(session, user),
     }
 
 
@@ -439,59 +484,20 @@ def teacher_page(
         user.role in (Role.observer, Role.principal) and teacher.school_id != user.school_id
     ):
         raise NotFound("There is no teacher at this address on your roster.")
-    observations = service.list_observations(
-        session=session, user=user, filters=service.Filters(teacher_id=teacher_id)
+    page = service.list_observations(
+        session=session,
+        user=user,
+        filters=service.Filters(teacher_id=teacher_id),
+        cursor=request.query_params.get("cursor"),
     )
     return render(
         request,
         "observations/teacher.html",
-        {**_lookups(session, user), "teacher": teacher, "observations": observations},
-    )
-
-
-@router.get("/dashboard", response_class=HTMLResponse)
-def dashboard_page(
-    request: Request,
-    user: CurrentUser,
-    session: SessionDep,
-    by: Annotated[str, Query(pattern="^(school|month)$")] = "school",
-) -> Response:
-    """Per item of a rubric version, the distribution of levels by school or by month."""
-    params = {k: v[:100] for k, v in request.query_params.items()}
-    filters, notes = _filters(request, params)
-    versions = rubrics.list_versions(session=session, user=user)
-    chosen = next((v for v in versions if str(v.id) == params.get("rubric_version_id")), None)
-    chosen = chosen or (versions[0] if versions else None)
-    charts: list[tuple[service.Distribution, str]] = []
-    count = 0
-    if chosen is not None:
-        distributions, count = service.dashboard(
-            session=session,
-            user=user,
-            rubric=chosen,
-            filters=filters,
-            by="month" if by == "month" else "school",
-        )
-        charts = [(d, _chart(d)) for d in distributions]
-    return render(
-        request,
-        "observations/dashboard.html",
         {
             **_lookups(session, user),
-            "versions": versions,
-            "chosen": chosen,
-            "charts": charts,
-            "count": count,
-            "params": params,
-            "notes": notes,
-            "by": by,
+            "teacher": teacher,
+            "page": page,
+            "observations": page.items,
+            "page_url": page_url(request),
         },
     )
-
-
-def _chart(d: service.Distribution) -> str:
-    rows = [
-        (group, [counts.get(value, 0) for value, _label in d.levels])
-        for group, counts in d.groups.items()
-    ]
-    return stacked_bars(rows, [f"{value} {label}" for value, label in d.levels], title=d.item.title)

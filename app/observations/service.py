@@ -1,10 +1,9 @@
 """Observations: the payload every client sends, validation against the rubric version,
-saving with revisions, role scoping, lists, history diffs, tombstones and the dashboard."""
+saving with revisions, role scoping, lists, history diffs and tombstones."""
 
 import hashlib
 import json
 import uuid
-from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +25,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from app.accounts.models import Role, School, Teacher, User
-from app.db import MAX_ID, Id, UTCDateTime, next_seq, no_nul, parse_int, utcnow
+from app.analytics import service as analytics
+from app.db import (
+    MAX_ID,
+    Id,
+    Page,
+    UTCDateTime,
+    contains,
+    district_timezone,
+    next_seq,
+    no_nul,
+    paginate,
+    parse_int,
+    utcnow,
+)
 from app.errors import Forbidden, Invalid, NotFound
 from app.observations.models import (
     Observation,
@@ -648,6 +660,7 @@ def _apply(
     seq = next_seq(session)
     now = utcnow()
     revisions: list[dict[str, Any]] = []
+    stored: dict[uuid.UUID, tuple[Change, Resolved]] = {}  # the state each id now has
     conn = session.connection()
     create_stmt, _update = _statements_for(conn.dialect.name)
 
@@ -678,6 +691,7 @@ def _apply(
                 )
                 applied[(obs_id, 1)] = digest
                 revisions.append(_revision(change, 1, author.id, digest, device, now))
+                stored[obs_id] = (change, resolved)
                 created_now.add(index)
         lost = set(first_new) - mine
         if lost:
@@ -699,11 +713,41 @@ def _apply(
             applied,
             open_conflicts,
             revisions,
+            stored,
             seq,
             now,
         )
     if revisions:
         conn.execute(_REV.insert(), revisions)
+    _write_analytics(session, author.id, stored)
+
+
+def _write_analytics(
+    session: Session, observer_id: int, stored: dict[uuid.UUID, tuple[Change, Resolved]]
+) -> None:
+    """The analytics rows of every observation this write changed, in the same transaction."""
+    if not stored:
+        return
+    tz = district_timezone(session)
+    rows: list[dict[str, Any]] = []
+    for obs_id, (change, resolved) in stored.items():
+        payload = change.payload
+        visit = analytics.Visit(
+            id=obs_id,
+            observer_id=observer_id,
+            school_id=resolved.school.id or 0,
+            teacher_id=resolved.teacher.id if resolved.teacher else None,
+            grade=payload.grade,
+            subject=payload.subject,
+            rubric_version_id=resolved.rubric.id or 0,
+            observed_at=payload.observed_at,
+            duration_seconds=payload.duration_seconds,
+            status=payload.status.value,
+        )
+        rows.extend(
+            analytics.item_rows(visit, resolved.definition, payload.snapshot()["values"], tz)
+        )
+    analytics.replace_rows(session, stored, rows)
 
 
 def _apply_to_existing(
@@ -717,6 +761,7 @@ def _apply_to_existing(
     applied: dict[tuple[uuid.UUID, int], str],
     open_conflicts: dict[uuid.UUID, set[str]],
     revisions: list[dict[str, Any]],
+    stored: dict[uuid.UUID, tuple[Change, Resolved]],
     seq: int,
     now: datetime,
 ) -> Outcome:
@@ -767,6 +812,7 @@ def _apply_to_existing(
                 )
                 applied[(change.id, new_rev)] = digest
                 revisions.append(_revision(change, new_rev, author.id, digest, device, now))
+                stored[change.id] = (change, resolved)
                 return Outcome(change.id, "updated", revision=new_rev)
             states.update(_load_states(session, {change.id}))  # moved on under us: look again
             applied.update(_load_applied(session, {change.id}))
@@ -1033,6 +1079,7 @@ def set_deleted(*, session: Session, admin: User, obs: Observation, deleted: boo
     obs.change_seq = next_seq(session)
     session.add(obs)
     session.flush()
+    analytics.mark_deleted(session, obs.id, deleted)
     return obs
 
 
@@ -1151,7 +1198,7 @@ def display_value(item: ScaleItem | CountItem | CheckItem | TextItem, entry: dic
     return str(value)
 
 
-# --- lists, teacher pages, dashboard -------------------------------------------------------------
+# --- lists and teacher pages ---------------------------------------------------------------------
 
 
 @dataclass
@@ -1167,12 +1214,14 @@ class Filters:
     rubric_slug: str | None = None
     status: ObservationStatus | None = None
     deleted: bool = False
+    q: str = ""  # part of the teacher's name
 
 
 def list_observations(
-    *, session: Session, user: User, filters: Filters, limit: int = 200
-) -> list[Observation]:
-    """Observations the user may read, newest first, filtered; tombstones only for admins."""
+    *, session: Session, user: User, filters: Filters, cursor: str | None = None
+) -> Page[Observation]:
+    """Observations the user may read, newest first, filtered, a page at a time with the true
+    total; tombstones only for admins."""
     stmt = select(Observation).where(visible_filter(user))
     if filters.deleted and user.role == Role.admin:
         stmt = stmt.where(col(Observation.deleted_at).is_not(None))
@@ -1195,62 +1244,14 @@ def list_observations(
         stmt = stmt.join(
             RubricVersion, col(RubricVersion.id) == Observation.rubric_version_id
         ).where(RubricVersion.slug == filters.rubric_slug)
-    stmt = stmt.order_by(col(Observation.observed_at).desc()).limit(limit)
-    return list(session.exec(stmt))
-
-
-@dataclass
-class Distribution:
-    """Counts of each level of one scale item, by group (school or month)."""
-
-    item: ScaleItem
-    levels: list[tuple[int, str]]
-    groups: dict[str, Counter[int]]
-    not_observed: Counter[str]
-
-    def total(self, group: str) -> int:
-        """Scored ratings in a group (not observed excluded)."""
-        return sum(self.groups[group].values())
-
-
-def dashboard(
-    *,
-    session: Session,
-    user: User,
-    rubric: RubricVersion,
-    filters: Filters,
-    by: Literal["school", "month"],
-) -> tuple[list[Distribution], int]:
-    """Per scale item, the distribution of levels by school or month; and how many observations."""
-    filters.rubric_version_id = rubric.id
-    filters.status = ObservationStatus.submitted
-    observations = list_observations(session=session, user=user, filters=filters, limit=1_000_000)
-    definition = rubric_definition(rubric)
-    schools = {s.id: s.name for s in session.exec(select(School))}
-    result: list[Distribution] = []
-    for _s, item in definition.items():
-        if not isinstance(item, ScaleItem):
-            continue
-        groups: dict[str, Counter[int]] = defaultdict(Counter)
-        not_observed: Counter[str] = Counter()
-        for obs in observations:
-            group = (
-                schools.get(obs.school_id, "?")
-                if by == "school"
-                else obs.observed_at.strftime("%Y-%m")
-            )
-            entry = obs.values.get(item.key) or {}
-            if entry.get("not_observed"):
-                not_observed[group] += 1
-                groups.setdefault(group, Counter())
-            elif isinstance(entry.get("value"), int):
-                groups[group][entry["value"]] += 1
-        result.append(
-            Distribution(
-                item,
-                [(lv.value, lv.label) for lv in item.levels],
-                dict(sorted(groups.items())),
-                not_observed,
-            )
-        )
-    return result, len(observations)
+    if filters.q:
+        stmt = stmt.where(contains(col(Observation.teacher_name), filters.q))
+    return paginate(
+        session,
+        stmt,
+        order=[col(Observation.observed_at), col(Observation.id)],
+        descending=True,
+        key=lambda o: (o.observed_at, o.id),
+        parsers=[datetime.fromisoformat, uuid.UUID],
+        cursor=cursor,
+    )

@@ -24,12 +24,51 @@ import WC from "./outbox-core.js";
     offset.value = String(now.getTimezoneOffset());
     var local = new Date(now.getTime() - now.getTimezoneOffset() * 60000);
     when.value = local.toISOString().slice(0, 16);
+    var search = $("[data-roster-search]", start);
+    if (search) searchRosterAsTyped(search, start);
     if (W) {
       start.addEventListener("submit", function (event) {
         event.preventDefault();
         startLocally(start).catch(function () { start.submit(); });
       });
     }
+  }
+
+  // A district's roster (thousands of teachers) is searched on the server as one types; the
+  // matches fill the suggestions and join the page's roster, so a chosen name finds its id.
+  function searchRosterAsTyped(input, form) {
+    var list = $("#" + input.getAttribute("list"));
+    var rosterScript = $("#roster-json");
+    var timer = null;
+    var asked = "";
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        var q = input.value.trim();
+        if (q.length < 2 || q === asked) return;
+        asked = q;
+        var school = form.elements.school_id ? form.elements.school_id.value : "";
+        fetch("/api/roster/search?q=" + encodeURIComponent(q) + "&school_id=" + encodeURIComponent(school),
+              { credentials: "same-origin", headers: { Accept: "application/json" } })
+          .then(function (r) { return r.ok ? r.json() : { teachers: [] }; })
+          .then(function (found) {
+            if (q !== asked) return; // a later search is on its way
+            var roster = JSON.parse(rosterScript.textContent);
+            var known = {};
+            roster.forEach(function (t) { known[t.id] = true; });
+            list.textContent = "";
+            found.teachers.forEach(function (t) {
+              var option = document.createElement("option");
+              option.value = t.name;
+              option.textContent = t.school + (t.grades.length ? " · grades " + t.grades.join(", ") : "");
+              list.appendChild(option);
+              if (!known[t.id]) roster.push({ id: t.id, name: t.name, school_id: t.school_id });
+            });
+            rosterScript.textContent = JSON.stringify(roster);
+          })
+          .catch(function () { /* offline: a typed name still starts the walk-through */ });
+      }, 200);
+    });
   }
 
   function startLocally(form) {

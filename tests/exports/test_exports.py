@@ -8,6 +8,7 @@ import re
 import zipfile
 from datetime import UTC, datetime
 
+import frictionless
 import pandas as pd
 import pytest
 from fastapi import FastAPI
@@ -77,16 +78,18 @@ def test_long_csv_exact_text(
     expected = (
         "observation_id,revision,status,observed_at,submitted_at,school,teacher,teacher_district_id,"
         "observer,grade,subject,rubric_slug,rubric_version,section,item_key,item_title,item_kind,value,"
-        "level_label,not_observed,evidence,tags,overall_notes\r\n"
+        "level_label,not_observed,evidence,tags,overall_notes,observed_date,duration_seconds,"
+        "timed_notes\r\n"
         f"{head},{section},questioning,Questioning,scale,2,Level 2,false,"
-        '"Said ""3/4, not 2/3""\nthen =SUM(A1)",,\r\n'
+        '"Said ""3/4, not 2/3""\nthen =SUM(A1)",,,2026-11-02,,\r\n'
         f"{head},{section},explaining_thinking,Explaining mathematical thinking,scale,0,Level 0,"
-        "false,,,\r\n"
+        "false,,,,2026-11-02,,\r\n"
         f"{head},{section},sources_of_ideas,Source of mathematical ideas,scale,,,"
-        "false,,,\r\n"
+        "false,,,,2026-11-02,,\r\n"
         f"{head},{section},responsibility_for_learning,Responsibility for learning,scale,,,"
-        "false,,,\r\n"
-        f'{head},Notes,notes,Evidence and notes,text,"\'-5 minutes late, @ everyone",,false,,,\r\n'
+        "false,,,,2026-11-02,,\r\n"
+        f'{head},Notes,notes,Evidence and notes,text,"\'-5 minutes late, @ everyone",,false,,,,'
+        "2026-11-02,,\r\n"
     )
     assert text == expected
 
@@ -103,6 +106,7 @@ def test_wide_csv_exact_text(
     assert lines[0] == (
         "observation_id,revision,status,observed_at,submitted_at,school,teacher,teacher_district_id,"
         "observer,grade,subject,rubric_slug,rubric_version,tags,overall_notes,"
+        "observed_date,duration_seconds,timed_notes,"
         "questioning,questioning__not_observed,questioning__evidence,"
         "explaining_thinking,explaining_thinking__not_observed,explaining_thinking__evidence,"
         "sources_of_ideas,sources_of_ideas__not_observed,sources_of_ideas__evidence,"
@@ -111,8 +115,9 @@ def test_wide_csv_exact_text(
     )
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert len(rows) == 3 and rows[2][6] == "Zoë Ørsted-Núñez"
-    assert rows[1][15:18] == ["2", "false", EVIDENCE]
-    assert rows[1][27] == "'-5 minutes late, @ everyone"
+    assert rows[1][15:18] == ["2026-11-02", "", ""]
+    assert rows[1][18:21] == ["2", "false", EVIDENCE]
+    assert rows[1][30] == "'-5 minutes late, @ everyone"
 
 
 def test_round_trip_through_csv_and_pandas(
@@ -247,25 +252,114 @@ def test_page_counts_rows_before_download(
     assert "<html" not in fragment.text and "data-rows>5<" in fragment.text
 
 
-def test_zip_has_csv_codebook_and_datapackage(
-    client: TestClient, world: World, seeded: dict[str, Observation]
+@pytest.mark.parametrize(
+    "query",
+    [
+        "dataset=observations_long",
+        "dataset=observations_wide&rubric=math-talk-community:1",
+        "dataset=calibration",
+    ],
+)
+def test_every_zip_is_a_valid_frictionless_data_package(
+    client: TestClient,
+    world: World,
+    seeded: dict[str, Observation],
+    tmp_path,
+    query: str,  # type: ignore[no-untyped-def]
 ) -> None:
     login(client, world.admin)
-    data = _get(client, "/exports/download?dataset=observations_long&format=zip").content
+    data = _get(client, f"/exports/download?{query}&format=zip").content
     archive = zipfile.ZipFile(io.BytesIO(data))
-    names = archive.namelist()
-    csv_name = next(n for n in names if n.endswith(".csv") and n != "codebook.csv")
-    assert set(names) == {csv_name, "codebook.csv", "datapackage.json"}
-    codebook = archive.read("codebook.csv").decode()
-    assert "column,observation_id,string," in codebook
-    assert (
-        "math-talk-community,1,Components of the math-talk community,"
-        "questioning,scale,Questioning,2,Level 2" in codebook
-    )
+    archive.extractall(tmp_path)
+    names = set(archive.namelist())
+    csv_name = next(n for n in names if n.startswith("walkthrough-"))
+    expected = {csv_name, "codebook.csv", "datapackage.json"}
+    if "calibration" not in query:
+        expected.add("rubric_items.csv")
+    assert names == expected
+    report = frictionless.validate(str(tmp_path / "datapackage.json"))
+    assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "note"])
+    # Every file is one rectangle: as many cells on each row as in its header.
+    for name in names - {"datapackage.json"}:
+        rows = list(csv.reader(io.StringIO(archive.read(name).decode("utf-8-sig"))))
+        assert {len(r) for r in rows} == {len(rows[0])}, name
     package = json.loads(archive.read("datapackage.json"))
-    fields = {f["name"]: f["type"] for f in package["resources"][0]["schema"]["fields"]}
-    assert fields["observed_at"] == "datetime" and fields["rubric_version"] == "integer"
     assert package["resources"][0]["path"] == csv_name
+    codebook = archive.read("codebook.csv").decode()
+    if "long" in query:
+        fields = {f["name"]: f["type"] for f in package["resources"][0]["schema"]["fields"]}
+        assert fields["observed_at"] == "datetime" and fields["rubric_version"] == "integer"
+        assert fields["observed_date"] == "date" and fields["duration_seconds"] == "integer"
+        assert "observation_id,string," in codebook and "timed_notes,string," in codebook
+        assert (
+            "math-talk-community,1,Components of the math-talk community,"
+            "questioning,scale,Questioning,2,Level 2" in archive.read("rubric_items.csv").decode()
+        )
+    if "wide" in query:
+        assert "questioning__not_observed,boolean," in codebook
+
+
+def test_timed_notes_duration_and_the_local_day_are_exported(
+    client: TestClient, world: World, session: Session
+) -> None:
+    from app.observations import service
+
+    payload = service.ObservationPayload(
+        rubric_slug="math-talk-community",
+        rubric_version=1,
+        teacher_id=world.teacher.id,
+        observed_at=datetime(2026, 11, 1, 4, 30, tzinfo=UTC),  # 23:30 on Oct 31 in Chicago
+        duration_seconds=540,
+        status="submitted",  # type: ignore[arg-type]
+        notes=[
+            service.TimedNote(minute=3, text='Launch, "pairs"'),
+            service.TimedNote(minute=7, text="=share"),
+        ],
+    )
+    service.write_one(
+        session=session,
+        author=world.observer,
+        device=None,
+        obs_id=__import__("uuid").uuid4(),
+        base_revision=0,
+        payload=payload,
+    )
+    session.commit()
+    login(client, world.admin)
+    for kind in ("observations_long", "observations_wide&rubric=math-talk-community:1"):
+        text = _get(client, f"/exports/download?dataset={kind}&format=csv").text
+        row = next(csv.DictReader(io.StringIO(text)))
+        assert row["observed_date"] == "2026-10-31" and row["duration_seconds"] == "540"
+        assert json.loads(row["timed_notes"]) == [
+            {"minute": 3, "text": 'Launch, "pairs"'},
+            {"minute": 7, "text": "=share"},
+        ]
+
+
+def test_scripts_can_ask_for_the_exact_text(
+    client: TestClient, world: World, app: FastAPI, session: Session
+) -> None:
+    make_observation(
+        session,
+        world.observer,
+        teacher=world.teacher,
+        rubric=("discourse-walkthrough", 1),
+        values={"glow": {"value": "-1 point for the launch"}},
+    )
+    csrf = login(client, world.admin)
+    raw = re.search(
+        r"data-new-token>(wt_[^<]+)<",
+        client.post("/account/tokens", data={"csrf_token": csrf, "name": "R"}).text,
+    ).group(1)  # type: ignore[union-attr]
+    script = TestClient(app)
+    headers = {"Authorization": f"Bearer {raw}"}
+    safe = script.get("/api/exports/observations.csv?kind=long", headers=headers).text
+    exact = script.get("/api/exports/observations.csv?kind=long&raw=1", headers=headers).text
+    assert ",'-1 point for the launch," in safe
+    assert ",-1 point for the launch," in exact and "'-1 point" not in exact
+    # In a browser the download stays spreadsheet-safe whatever the address says.
+    browser = _get(client, "/exports/download?dataset=observations_long&format=csv&raw=1").text
+    assert "'-1 point for the launch" in browser
 
 
 def test_every_export_is_in_the_audit_log(
