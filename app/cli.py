@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     analytics = sub.add_parser("analytics", help="the dashboards' analytics tables")
     asub = analytics.add_subparsers(dest="analytics_command", required=True)
     asub.add_parser(
-        "rebuild", help="make them anew from every observation (after changing the time zone)"
+        "rebuild",
+        help="make them anew from every observation (after changing the time zone); "
+        "run it with the app stopped",
     )
     serve = sub.add_parser("serve", help="run the web server (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1")

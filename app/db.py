@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
@@ -76,6 +76,19 @@ def parse_int(raw: object, *, minimum: int = 0, maximum: int = MAX_ID) -> int | 
 def parse_id(raw: object) -> int | None:
     """A row id (1 … 2³¹−1) from request text, or None."""
     return parse_int(raw, minimum=1)
+
+
+def parse_day(raw: object) -> date | None:
+    """A calendar date (YYYY-MM-DD) from request text, within years a school calendar uses
+    (1900-2199: a day after 9999-12-31 cannot be computed, so such input is refused, not a
+    server error), or None."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        day = date.fromisoformat(raw.strip())
+    except ValueError:
+        return None
+    return day if 1900 <= day.year <= 2199 else None
 
 
 def no_nul(value: str) -> str:
@@ -180,6 +193,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # SQLite's own lower() folds only ASCII: 'Émile' would never match 'émile'. Python's does
+    # every script, as PostgreSQL's does under a UTF-8 locale.
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
+
+
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _sqlite_begin(conn: Any) -> None:
@@ -543,8 +563,9 @@ PAGE_SIZE = 50
 
 def contains(column: Any, text_: str) -> Any:
     """Case-insensitive "contains text_" for a search box; %, _ and \\ match themselves."""
-    escaped = text_.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return sqlalchemy.func.lower(column).like(f"%{escaped}%", escape="\\")
+    escaped = text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = sqlalchemy.func.lower(sqlalchemy.literal(f"%{escaped}%"))
+    return sqlalchemy.func.lower(column).like(pattern, escape="\\")
 
 
 @dataclass
@@ -577,6 +598,22 @@ def _decode_cursor(
         return direction, [parse(str(v)) for parse, v in zip(parsers, raw, strict=True)]
     except (ValueError, TypeError, UnicodeDecodeError):
         return None
+
+
+def cursor_time(raw: str) -> datetime:
+    """A timestamp in a cursor: with its offset, or not one of ours (ValueError)."""
+    value = datetime.fromisoformat(raw)
+    if value.tzinfo is None:
+        raise ValueError("a cursor's time carries its offset")
+    return value
+
+
+def cursor_id(raw: str) -> int:
+    """A row id in a cursor, by the one rule for ids (ValueError otherwise)."""
+    value = parse_id(raw)
+    if value is None:
+        raise ValueError("not a row id")
+    return value
 
 
 def paginate(

@@ -51,6 +51,44 @@ def test_unicode_digits_and_huge_numbers_in_query_strings(
             assert response.status_code < 500, (path, response.status_code)
 
 
+ODD_DATES = ["9999-12-31", "0001-01-01", "2026-02-30", "2026-1-5", "٢٠٢٦-١١-٠٢", "x"]
+ODD_CURSORS = [
+    # A time without its offset, a huge id, wrong shapes: each is the first page, never a 500.
+    "WyJhZnRlciIsIFsiMjAyNi0wOS0wMVQwMDowMDowMCIsICI0Y2ZjYmY0My1mMjM5LTRkZmMtYWFkYi01NDhlMzI0MzNhZWEiXV0",
+    "WyJhZnRlciIsIFsiVCIsICI5OTk5OTk5OTk5OTk5OTk5OTk5OTk5Il1d",
+    "WyJiZWZvcmUiLCBbXV0",
+    "////",
+]
+
+
+def test_odd_dates_and_cursors_on_every_list_and_dashboard(
+    admin: tuple[TestClient, str], ready: World
+) -> None:
+    client, _token = admin
+    for odd in ODD_DATES:
+        for path in (
+            f"/dashboard?from={odd}&to={odd}",
+            f"/dashboard?to={odd}&by=week",
+            f"/dashboard.csv?from={odd}&to={odd}",
+            f"/dashboard/trends?to={odd}",
+            f"/dashboard/coverage?since={odd}",
+            f"/observations?from={odd}&to={odd}",
+            f"/exports?from={odd}&to={odd}",
+            f"/exports/download?dataset=observations_long&to={odd}",
+        ):
+            response = client.get(path)
+            assert response.status_code < 500, (path, response.status_code)
+    for cursor in ODD_CURSORS:
+        for path in (
+            "/observations",
+            f"/teachers/{ready.teacher.id}",
+            "/admin/teachers",
+            "/admin/users",
+        ):
+            response = client.get(f"{path}?cursor={cursor}")
+            assert response.status_code == 200, (path, cursor, response.status_code)
+
+
 def test_unicode_digits_and_huge_numbers_in_path_ids(admin: tuple[TestClient, str]) -> None:
     client, token = admin
     gets = [

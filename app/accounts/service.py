@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, update
+from sqlalchemy import delete, func, insert, literal, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -24,7 +24,7 @@ from app.accounts.models import (
     User,
 )
 from app.config import Settings
-from app.db import PAGE_SIZE, Page, contains, next_seq, paginate, utcnow
+from app.db import PAGE_SIZE, Page, contains, cursor_id, next_seq, paginate, utcnow
 from app.errors import Conflict, Invalid, NotFound, TooManyRequests
 from app.security import hash_password, verify_password
 
@@ -323,7 +323,7 @@ def page_teachers(
         order=[col(Teacher.name), col(Teacher.id)],
         descending=False,
         key=lambda t: (t.name, t.id),
-        parsers=[str, int],
+        parsers=[str, cursor_id],
         cursor=cursor,
         size=size,
     )
@@ -331,7 +331,7 @@ def page_teachers(
 
 def teachers_named(*, session: Session, name: str, school_id: int | None) -> list[Teacher]:
     """Active teachers with exactly this name (any case), of one school or of every school."""
-    wanted = name.strip().lower()
+    wanted = func.lower(literal(name.strip()))  # folded by the database, as the column is
     stmt = select(Teacher).where(col(Teacher.active), func.lower(col(Teacher.name)) == wanted)
     if school_id is not None:
         stmt = stmt.where(Teacher.school_id == school_id)
@@ -352,7 +352,7 @@ def page_users(*, session: Session, q: str = "", cursor: str | None = None) -> P
         order=[col(User.name), col(User.id)],
         descending=False,
         key=lambda u: (u.name, u.id),
-        parsers=[str, int],
+        parsers=[str, cursor_id],
         cursor=cursor,
     )
 

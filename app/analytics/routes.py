@@ -16,7 +16,7 @@ from app.accounts.deps import CurrentUser, require_roles
 from app.accounts.models import GRADES, Role, User
 from app.analytics import service
 from app.charts import stacked_bars, trend_line, value_bars
-from app.db import SessionDep, district_timezone, parse_id, utcnow
+from app.db import SessionDep, district_timezone, parse_day, parse_id, utcnow
 from app.exports.csv import CsvWriter
 from app.rubrics import service as rubrics
 from app.rubrics.models import RubricVersion
@@ -54,11 +54,10 @@ def _read(request: Request, session: Session, user: User, *, default_by: str) ->
         raw = params.get(name, "").strip()
         if not raw:
             return None
-        try:
-            return date.fromisoformat(raw)
-        except ValueError:
+        found = parse_day(raw)
+        if found is None:
             notes[name] = "Use a date like 2026-11-22."
-            return None
+        return found
 
     today = utcnow().astimezone(district_timezone(session)).date()
     start = day("from")
@@ -201,6 +200,7 @@ def trends_page(request: Request, user: CurrentUser, session: SessionDep) -> Res
     q = _read(request, session, user, default_by="month")
     if q.by not in ("month", "week"):
         q.by = "month"
+        q.notes.pop("by", None)  # trends are by month or week, whatever else was asked
     dashboard = _figures(request, session, user, q) if q.filters is not None else None
     lines: dict[str, Markup] = {}
     points = service.trends(dashboard) if dashboard else {}
@@ -261,10 +261,11 @@ def coverage_page(request: Request, user: CurrentUser, session: SessionDep) -> R
     weeks = request.app.state.settings.coverage_weeks
     since_day = today - timedelta(weeks=weeks)
     if params.get("since"):
-        try:
-            since_day = date.fromisoformat(params["since"].strip())
-        except ValueError:
+        chosen = parse_day(params["since"])
+        if chosen is None:
             notes["since"] = "Use a date like 2026-11-22."
+        else:
+            since_day = chosen
     school_id = (
         user.school_id if user.role == Role.principal else parse_id(params.get("school_id", ""))
     )

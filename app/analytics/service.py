@@ -19,6 +19,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -114,16 +115,21 @@ def item_rows(
     return rows
 
 
-def replace_rows(session: Session, ids: Iterable[uuid.UUID], rows: list[dict[str, Any]]) -> None:
+def replace_rows(
+    session: Session,
+    ids: Iterable[uuid.UUID],
+    rows: list[dict[str, Any]],
+    *,
+    new: set[uuid.UUID] = frozenset(),  # type: ignore[assignment]
+) -> None:
     """Make these observations' analytics rows the given ones (their current revision), and
-    move the monthly sums by the difference."""
-    ids = list(ids)
-    if not ids:
-        return
+    move the sums by the difference. `new`: ids just created, which have no rows yet."""
+    had_rows = [i for i in ids if i not in new]
     conn = session.connection()
     delta = _Sums()
-    delta.add(_counted(conn, ids), sign=-1)
-    conn.execute(delete(_TABLE).where(_TABLE.c.observation_id.in_(ids)))
+    if had_rows:
+        delta.add(_counted(conn, had_rows), sign=-1)
+        conn.execute(delete(_TABLE).where(_TABLE.c.observation_id.in_(had_rows)))
     if rows:
         conn.execute(insert(_TABLE), rows)
         delta.add([r for r in rows if r["status"] == "submitted" and not r["deleted"]], sign=1)
@@ -131,14 +137,17 @@ def replace_rows(session: Session, ids: Iterable[uuid.UUID], rows: list[dict[str
 
 
 def mark_deleted(session: Session, obs_id: uuid.UUID, deleted: bool) -> None:
-    """A tombstone leaves the dashboards; a restore brings it back."""
+    """A tombstone leaves the dashboards; a restore brings it back. Only rows not already in
+    that state move the sums, so a second delete or restore changes nothing."""
     conn = session.connection()
+    changing = _counted(conn, [obs_id], deleted=not deleted)
+    conn.execute(
+        update(_TABLE)
+        .where(_C.observation_id == obs_id, _C.deleted == (not deleted))
+        .values(deleted=deleted)
+    )
     delta = _Sums()
-    if deleted:
-        delta.add(_counted(conn, [obs_id]), sign=-1)
-    conn.execute(update(_TABLE).where(_C.observation_id == obs_id).values(deleted=deleted))
-    if not deleted:
-        delta.add(_counted(conn, [obs_id]), sign=1)
+    delta.add(changing, sign=-1 if deleted else 1)
     delta.apply(conn)
 
 
@@ -167,10 +176,11 @@ def _dims(row: dict[str, Any]) -> list[tuple[str, str, date, date]]:
     ]
 
 
-def _counted(conn: Any, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
-    """The rows of these observations that the monthly sums hold (submitted, not deleted)."""
+def _counted(conn: Any, ids: list[uuid.UUID], *, deleted: bool = False) -> list[dict[str, Any]]:
+    """The submitted rows of these observations: those the sums hold (not deleted), or with
+    deleted=True those a restore would add."""
     stmt = select(_TABLE).where(
-        _C.observation_id.in_(ids), _C.status == "submitted", _C.deleted == false()
+        _C.observation_id.in_(ids), _C.status == "submitted", _C.deleted == deleted
     )
     return [dict(r) for r in conn.execute(stmt).mappings()]
 
@@ -251,12 +261,13 @@ _C = _TABLE.c
 
 def scope(user: User) -> ColumnElement[bool]:
     """Dashboards count submitted, undeleted visits: an observer's own, a principal's school's,
-    everyone's for facilitators and admins (the reading rules of observations)."""
+    everyone's for facilitators and admins."""
     base = and_(_C.status == "submitted", _C.deleted == false())
     if user.role in (Role.admin, Role.facilitator):
         return base
     if user.role == Role.principal and user.school_id is not None:
-        return and_(base, or_(_C.school_id == user.school_id, _C.observer_id == user.id))
+        # Their school (where a principal records, too): one condition an index can serve.
+        return and_(base, _C.school_id == user.school_id)
     return and_(base, _C.observer_id == (user.id or 0))
 
 
@@ -420,11 +431,17 @@ def figures(
     False always reads the rows (tests compare the two)."""
     plan = _sums_plan(user, filters, by) if sums else None
     stmt = _sums_query(filters, by, *plan) if plan else _rows_query(user, filters, by)
+    conn = session.connection()
+    if plan is None and conn.dialect.name == "postgresql":
+        # A report over many rows: hash the groups in memory rather than sort them on disk,
+        # and skip JIT compilation, which costs more than it saves on a query this size.
+        conn.execute(text("SET LOCAL work_mem = '64MB'"))
+        conn.execute(text("SET LOCAL jit = off"))
     numeric_keys = plan is not None and by in ("school", "observer")
     definition = rubric_definition(rubric)
     kinds = {item.key: item.kind for _s, item in definition.items()}
     cells: dict[str, dict[Any, Cell]] = {key: {} for key in kinds}
-    for grp, key, lv, not_observed, *figures_ in session.connection().execute(stmt):
+    for grp, key, lv, not_observed, *figures_ in conn.execute(stmt):
         if key not in cells:
             continue
         if numeric_keys:
@@ -619,22 +636,39 @@ class TrendPoint:
 
 
 def trends(dashboard: Dashboard) -> dict[str, list[TrendPoint]]:
-    """Per item, its headline figure by period (a dashboard grouped by month or week), with the
-    change from the period before (None when either is missing)."""
+    """Per item, its headline figure by period (a dashboard grouped by month or week), every
+    period from the first visit to the last (one without visits has no value, not a zero), with
+    the change from the period just before (None when either has no value)."""
+    groups = {g.key: g for g in dashboard.groups if isinstance(g.key, date)}
+    periods: list[date] = []
+    if groups:
+        day, last = min(groups), max(groups)
+        while day <= last:
+            periods.append(day)
+            day = _next_period(day, dashboard.by)
     out: dict[str, list[TrendPoint]] = {}
     for figures_ in dashboard.items:
         points: list[TrendPoint] = []
         previous: float | None = None
-        for group in dashboard.groups:
-            cell = figures_.cells.get(group.key)
+        for period in periods:
+            group = groups.get(period)
+            cell = figures_.cells.get(period)
             value = cell.headline(figures_.item.kind) if cell else None
             change = value - previous if value is not None and previous is not None else None
+            label = group.label if group else _fallback_label(dashboard.by, period)
+            visits = group.visits if group else 0
             points.append(
-                TrendPoint(group.key, group.label, group.visits, value, change, group.small)
+                TrendPoint(period, label, visits, value, change, bool(group and group.small))
             )
             previous = value
         out[figures_.item.key] = points
     return out
+
+
+def _next_period(day: date, by: str) -> date:
+    if by == "week":
+        return day + timedelta(days=7)
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
 def school_year_start(today: date) -> date:
@@ -645,7 +679,8 @@ def school_year_start(today: date) -> date:
 # --- coverage ----------------------------------------------------------------------------------
 
 _O = Observation.__table__.c  # type: ignore[attr-defined]
-_T = Teacher.__table__.c  # type: ignore[attr-defined]
+_T_TABLE = Teacher.__table__  # type: ignore[attr-defined]
+_T = _T_TABLE.c
 
 
 def _visits(user: User) -> ColumnElement[bool]:
@@ -678,12 +713,20 @@ class SchoolCoverage:
         return self.visited / self.teachers if self.teachers else None
 
 
-def _last_visits(user: User) -> Any:
+def _visited_since(user: User, since: datetime) -> ColumnElement[bool]:
+    """The teacher (of the outer query) has a visit this user may count since `since`: an
+    index probe per teacher, not a pass over every observation."""
     return (
-        select(_O.teacher_id.label("teacher_id"), func.max(_O.observed_at).label("last"))
-        .where(_visits(user), _O.teacher_id.is_not(None))
-        .group_by(_O.teacher_id)
-        .subquery()
+        select(_O.id).where(_visits(user), _O.teacher_id == _T.id, _O.observed_at >= since).exists()
+    )
+
+
+def _last_visit(user: User) -> Any:
+    """The teacher's (outer query's) latest visit this user may count."""
+    return (
+        select(func.max(_O.observed_at))
+        .where(_visits(user), _O.teacher_id == _T.id)
+        .scalar_subquery()
     )
 
 
@@ -691,23 +734,23 @@ def coverage_by_school(
     *, session: Session, user: User, since: datetime, school_id: int | None = None
 ) -> list[SchoolCoverage]:
     """Per school in scope: active teachers, those visited since `since`, and the visits since."""
-    last = _last_visits(user)
-    visited = func.sum(case((last.c.last >= since, 1), else_=0))
+    visited = func.sum(case((_visited_since(user, since), 1), else_=0))
     stmt = (
         select(_T.school_id, func.count(), visited)
-        .select_from(Teacher.__table__.outerjoin(last, last.c.teacher_id == _T.id))  # type: ignore[attr-defined]
         .where(_T.active == true(), _schools_in_scope(user))
         .group_by(_T.school_id)
     )
     if school_id is not None:
         stmt = stmt.where(_T.school_id == school_id)
     conn = session.connection()
-    teachers = {row[0]: (row[1], row[2] or 0) for row in conn.execute(stmt)}
+    teachers = {row[0]: (int(row[1]), int(row[2] or 0)) for row in conn.execute(stmt)}
     visits_stmt = (
         select(_O.school_id, func.count())
         .where(_visits(user), _O.observed_at >= since)
         .group_by(_O.school_id)
     )
+    if school_id is not None:
+        visits_stmt = visits_stmt.where(_O.school_id == school_id)
     visits: dict[int, int] = {row[0]: row[1] for row in conn.execute(visits_stmt)}
     names = _labels(session, "school", list(teachers))
     out = [
@@ -737,22 +780,16 @@ def not_visited_since(
     limit: int = 100,
 ) -> tuple[list[Unvisited], int]:
     """Active teachers in scope not visited since `since` (never visited first), and how many."""
-    last = _last_visits(user)
-    conditions = [
-        _T.active == true(),
-        _schools_in_scope(user),
-        or_(last.c.last.is_(None), last.c.last < since),
-    ]
+    conditions = [_T.active == true(), _schools_in_scope(user), ~_visited_since(user, since)]
     if school_id is not None:
         conditions.append(_T.school_id == school_id)
-    source = Teacher.__table__.outerjoin(last, last.c.teacher_id == _T.id)  # type: ignore[attr-defined]
     conn = session.connection()
-    total = conn.execute(select(func.count()).select_from(source).where(*conditions)).scalar_one()
+    total = conn.execute(select(func.count()).select_from(_T_TABLE).where(*conditions)).scalar_one()
+    last = _last_visit(user).label("last")
     rows = conn.execute(
-        select(_T.id, _T.name, _T.school_id, _T.grades, last.c.last)
-        .select_from(source)
+        select(_T.id, _T.name, _T.school_id, _T.grades, last)
         .where(*conditions)
-        .order_by(last.c.last.is_not(None), last.c.last, _T.name)
+        .order_by(last.is_not(None), last, _T.name)
         .limit(limit)
     )
     return [Unvisited(r[0], r[1], r[2], r[3], r[4]) for r in rows], int(total)
@@ -775,22 +812,30 @@ def spread(
     conditions = [_visits(user), _O.observed_at >= start, _O.observed_at < end]
     if school_id is not None:
         conditions.append(_O.school_id == school_id)
-    conn = session.connection()
-
-    def by(column: Any) -> list[tuple[Any, int]]:
-        stmt = select(column, func.count()).where(*conditions).group_by(column)
-        return [(r[0], int(r[1])) for r in conn.execute(stmt)]
-
-    observers = by(_O.observer_id)
-    names = _labels(session, "observer", [o for o, _n in observers])
-    grades = sorted(by(_O.grade), key=lambda g: _sort_key("grade", Group(g[0], "", 0, False)))
+    # One pass: counts by observer x grade x subject, folded three ways here.
+    stmt = (
+        select(_O.observer_id, _O.grade, _O.subject, func.count())
+        .where(*conditions)
+        .group_by(_O.observer_id, _O.grade, _O.subject)
+    )
+    observers: Counter[int] = Counter()
+    grades: Counter[str] = Counter()
+    subjects: Counter[str] = Counter()
+    for observer, grade, subject, n in session.connection().execute(stmt):
+        observers[observer] += n
+        grades[grade] += n
+        subjects[subject] += n
+    names = _labels(session, "observer", list(observers))
     return Spread(
         weeks=max((end - start).total_seconds() / (7 * 86400), 1 / 7),
         observers=sorted(
-            ((names.get(o, str(o)), n) for o, n in observers), key=lambda x: (-x[1], x[0])
+            ((names.get(o, str(o)), n) for o, n in observers.items()), key=lambda x: (-x[1], x[0])
         ),
-        grades=[(g or "No grade", n) for g, n in grades],
-        subjects=sorted(((s or "No subject", n) for s, n in by(_O.subject)), key=lambda x: -x[1]),
+        grades=[
+            (g or "No grade", grades[g])
+            for g in sorted(grades, key=lambda g: _sort_key("grade", Group(g, "", 0, False)))
+        ],
+        subjects=sorted(((s or "No subject", n) for s, n in subjects.items()), key=lambda x: -x[1]),
     )
 
 
@@ -815,7 +860,9 @@ def observers_in_scope(*, session: Session, user: User) -> list[tuple[int, str]]
     if user.role == Role.observer:
         stmt = stmt.where(u.id == user.id)
     elif user.role == Role.principal:
-        stmt = stmt.where(u.school_id == (user.school_id or 0))
+        # The school's own observers, and district coaches who have visited it.
+        visited = select(_O.observer_id).where(_O.school_id == (user.school_id or 0)).distinct()
+        stmt = stmt.where(or_(u.school_id == (user.school_id or 0), u.id.in_(visited)))
     return [(r[0], r[1]) for r in session.connection().execute(stmt.order_by(u.name))]
 
 

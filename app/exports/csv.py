@@ -89,8 +89,10 @@ LONG_COLUMNS: list[tuple[str, str, str]] = [
         'The time-stamped evidence notes as JSON: [{"minute": 3, "text": "..."}, ...].',
     ),
 ]
-# Columns added later go at the end, so a script that reads columns by position keeps working.
-WIDE_BASE = [*LONG_COLUMNS[:13], *LONG_COLUMNS[21:]]
+# Columns added later go at the end, so a script that reads columns by position keeps working:
+# in the wide format, after the item columns.
+WIDE_BASE = [*LONG_COLUMNS[:13], LONG_COLUMNS[21], LONG_COLUMNS[22]]
+WIDE_TAIL = LONG_COLUMNS[23:]
 # The data type of an item's value column in the wide format, by item kind.
 ITEM_TYPES = {"scale": "integer", "count": "integer", "check": "boolean", "text": "string"}
 
@@ -437,15 +439,10 @@ def stream_wide(
         raise ValueError("mixed")
     out = CsvWriter(bom, safe)
     items = _items(versions[0].content, safe) if versions else []
-    header = [c[0] for c in WIDE_BASE]
-    for item in items:
-        header.append(item.key)
-        header.append(f"{item.key}__not_observed")
-        header.append(f"{item.key}__evidence")
-    out.row(header)
+    out.row([c[0] for c in data_columns("observations_wide", versions)])
     pending = 0
     for obs in _observations(engine, user, f, tz=tz, safe=safe):
-        line = [*obs.head, obs.tags, obs.notes, *obs.tail]
+        line = [*obs.head, obs.tags, obs.notes]
         for item in items:
             entry = obs.values.get(item.key) or {}
             line += [
@@ -453,6 +450,7 @@ def stream_wide(
                 "true" if entry.get("not_observed") else "false",
                 cell(entry.get("evidence", ""), safe),
             ]
+        line += obs.tail
         out.writer.writerow(line)
         counter[0] += 1
         pending += 1
@@ -494,7 +492,7 @@ def data_columns(kind: Kind, versions: list[RubricVersion]) -> list[tuple[str, s
             (f"{item.key}__not_observed", "boolean", f"{item.title}: marked not observed"),
             (f"{item.key}__evidence", "string", f"{item.title}: evidence note"),
         ]
-    return columns
+    return columns + WIDE_TAIL
 
 
 def codebook_csv(columns: list[tuple[str, str, str]]) -> bytes:

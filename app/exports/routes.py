@@ -5,7 +5,7 @@ import logging
 import tempfile
 import zipfile
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,7 @@ from app.accounts.deps import require_roles
 from app.accounts.models import Role, School, User
 from app.calibration import service as calibration_service
 from app.calibration.models import Rating
-from app.db import Id, SessionDep, parse_id, utcnow, write_turn
+from app.db import Id, SessionDep, parse_day, parse_id, utcnow, write_turn
 from app.errors import Invalid
 from app.exports import csv as exports
 from app.exports.models import ExportLog
@@ -50,10 +50,10 @@ def _filters(request: Request, user: User) -> tuple[exports.Filters, dict[str, A
         raw = q.get(name, "")
         if not raw:
             return None
-        try:
-            return datetime.combine(date.fromisoformat(raw), time.min, tzinfo=tz)
-        except ValueError as exc:
-            raise Invalid(f"{name}: use a date like 2026-11-22.") from exc
+        found = parse_day(raw)
+        if found is None:
+            raise Invalid(f"{name}: use a date like 2026-11-22.")
+        return datetime.combine(found, time.min, tzinfo=tz)
 
     f.date_from = day("from")
     end = day("to")

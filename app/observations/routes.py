@@ -2,7 +2,7 @@
 and tombstones."""
 
 import uuid
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from app.accounts import service as accounts
 from app.accounts.deps import CurrentUser, require_roles
 from app.accounts.models import GRADES, Role, Teacher, User
-from app.db import Count, Id, SessionDep, parse_id, parse_int
+from app.db import Count, Id, SessionDep, parse_day, parse_id, parse_int
 from app.errors import Forbidden, NotFound
 from app.observations import service
 from app.observations.models import Observation, ObservationStatus, new_observation_id
@@ -419,11 +419,11 @@ def _filters(request: Request, params: dict[str, str]) -> tuple[service.Filters,
         raw = params.get(name, "")
         if not raw:
             return None
-        try:
-            return datetime.combine(date.fromisoformat(raw), datetime.min.time(), tzinfo=tz)
-        except ValueError:
+        found = parse_day(raw)
+        if found is None:
             notes[name] = "Use a date like 2026-11-22."
             return None
+        return datetime.combine(found, datetime.min.time(), tzinfo=tz)
 
     f.date_from = day("from")
     end = day("to")

@@ -32,6 +32,7 @@ from app.db import (
     Page,
     UTCDateTime,
     contains,
+    cursor_time,
     district_timezone,
     next_seq,
     no_nul,
@@ -672,6 +673,7 @@ def _apply(
         if entry[1].id not in states and entry[1].id not in first_new:
             first_new[entry[1].id] = entry
     created_now: set[int] = set()
+    created_ids: set[uuid.UUID] = set()  # made by this transaction: no analytics rows yet
     if first_new:
         rows = []
         for _index, change, resolved, digest in first_new.values():
@@ -693,6 +695,7 @@ def _apply(
                 revisions.append(_revision(change, 1, author.id, digest, device, now))
                 stored[obs_id] = (change, resolved)
                 created_now.add(index)
+        created_ids = set(mine)
         lost = set(first_new) - mine
         if lost:
             states.update(_load_states(session, lost))
@@ -719,11 +722,14 @@ def _apply(
         )
     if revisions:
         conn.execute(_REV.insert(), revisions)
-    _write_analytics(session, author.id, stored)
+    _write_analytics(session, author.id, stored, new=created_ids)
 
 
 def _write_analytics(
-    session: Session, observer_id: int, stored: dict[uuid.UUID, tuple[Change, Resolved]]
+    session: Session,
+    observer_id: int,
+    stored: dict[uuid.UUID, tuple[Change, Resolved]],
+    new: set[uuid.UUID],
 ) -> None:
     """The analytics rows of every observation this write changed, in the same transaction."""
     if not stored:
@@ -747,7 +753,7 @@ def _write_analytics(
         rows.extend(
             analytics.item_rows(visit, resolved.definition, payload.snapshot()["values"], tz)
         )
-    analytics.replace_rows(session, stored, rows)
+    analytics.replace_rows(session, stored, rows, new=new)
 
 
 def _apply_to_existing(
@@ -1072,7 +1078,10 @@ def count_open_conflicts(*, session: Session, obs: Observation) -> int:
 
 
 def set_deleted(*, session: Session, admin: User, obs: Observation, deleted: bool) -> Observation:
-    """Tombstone (or restore) an observation; it is never removed from the database."""
+    """Tombstone (or restore) an observation; it is never removed from the database. Asking
+    for the state it is already in changes nothing."""
+    if (obs.deleted_at is not None) == deleted:
+        return obs
     obs.deleted_at = utcnow() if deleted else None
     obs.deleted_by_id = admin.id if deleted else None
     obs.updated_at = utcnow()
@@ -1252,6 +1261,6 @@ def list_observations(
         order=[col(Observation.observed_at), col(Observation.id)],
         descending=True,
         key=lambda o: (o.observed_at, o.id),
-        parsers=[datetime.fromisoformat, uuid.UUID],
+        parsers=[cursor_time, uuid.UUID],
         cursor=cursor,
     )

@@ -317,3 +317,54 @@ def test_rebuilding_after_a_time_zone_change_moves_visits_to_the_new_calendar(
         )
         assert [str(m) for m in months] == ["2026-11-01"]
     engine.dispose()
+
+
+def test_deleting_or_restoring_twice_counts_once(ready: World, session: Session) -> None:
+    rubric = session.exec(
+        select(RubricVersion).where(RubricVersion.slug == "discourse-walkthrough")
+    ).one()
+    assert rubric.id is not None
+    outcome = service.write_one(
+        session=session,
+        author=ready.observer,
+        device=None,
+        obs_id=uuid.uuid4(),
+        base_revision=0,
+        payload=service.ObservationPayload(
+            rubric_slug="discourse-walkthrough",
+            rubric_version=1,
+            teacher_id=ready.teacher.id,
+            observed_at=datetime(2026, 10, 5, 15, tzinfo=UTC),
+            status=ObservationStatus.submitted,
+            values=_random_values(random.Random(3)),
+        ),
+    )
+    session.commit()
+
+    def visits() -> int:
+        figures = analytics.figures(
+            session=session,
+            user=ready.admin,
+            rubric=rubric,
+            filters=analytics.Filters(rubric.id),
+            by="school",
+        )
+        assert _as_numbers(figures) == _as_numbers(
+            analytics.figures(
+                session=session,
+                user=ready.admin,
+                rubric=rubric,
+                filters=analytics.Filters(rubric.id),
+                by="school",
+                sums=False,
+            )
+        )
+        return figures.visits
+
+    for deleted, expected in ((False, 1), (True, 0), (True, 0), (False, 1), (False, 1)):
+        analytics.mark_deleted(session, outcome.id, deleted)  # the tables' own guard
+        obs = session.get(Observation, outcome.id)
+        assert obs is not None
+        service.set_deleted(session=session, admin=ready.admin, obs=obs, deleted=deleted)
+        session.commit()
+        assert visits() == expected

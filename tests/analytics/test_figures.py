@@ -443,3 +443,33 @@ def test_each_role_reaches_the_implementation_pages_it_may(
         assert client.get(path).status_code == 200, path
     coverage = client.get("/dashboard/coverage")
     assert coverage.status_code == (403 if role == "observer" else 200)
+
+
+def test_a_month_without_visits_is_a_gap_in_the_trend_not_a_skipped_step(
+    client: TestClient, ready: World, session: Session
+) -> None:
+    _district(session, ready)
+    _visit(
+        session,
+        ready.observer,
+        ready.teacher,
+        datetime(2027, 1, 12, 15, tzinfo=UTC),
+        {"overall_discourse": {"value": 4}},
+    )
+    login(client, ready.admin)
+    page = client.get(
+        f"/dashboard/trends?rubric_version_id={_version_id(session)}&from=2026-10-01"
+    ).text
+    section = page.split('data-trend="overall_discourse"', 1)[1].split("</section>", 1)[0]
+    rows = re.findall(
+        r'data-period="([^"]+)".*?data-measure="visits">(\d+)<.*?data-measure="value">([^<]+)<'
+        r".*?data-measure=\"change\">([^<]+)<",
+        section,
+        re.S,
+    )
+    assert rows == [
+        ("2026-10-01", "3", "2.50", "—"),
+        ("2026-11-01", "1", "5.00", "+2.50"),
+        ("2026-12-01", "0", "—", "—"),  # no visits: no value, and no change either side
+        ("2027-01-01", "1", "4.00", "—"),
+    ]

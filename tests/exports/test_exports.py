@@ -106,18 +106,18 @@ def test_wide_csv_exact_text(
     assert lines[0] == (
         "observation_id,revision,status,observed_at,submitted_at,school,teacher,teacher_district_id,"
         "observer,grade,subject,rubric_slug,rubric_version,tags,overall_notes,"
-        "observed_date,duration_seconds,timed_notes,"
         "questioning,questioning__not_observed,questioning__evidence,"
         "explaining_thinking,explaining_thinking__not_observed,explaining_thinking__evidence,"
         "sources_of_ideas,sources_of_ideas__not_observed,sources_of_ideas__evidence,"
         "responsibility_for_learning,responsibility_for_learning__not_observed,responsibility_for_learning__evidence,"
-        "notes,notes__not_observed,notes__evidence"
+        "notes,notes__not_observed,notes__evidence,"
+        "observed_date,duration_seconds,timed_notes"
     )
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert len(rows) == 3 and rows[2][6] == "Zoë Ørsted-Núñez"
-    assert rows[1][15:18] == ["2026-11-02", "", ""]
-    assert rows[1][18:21] == ["2", "false", EVIDENCE]
-    assert rows[1][30] == "'-5 minutes late, @ everyone"
+    assert rows[1][15:18] == ["2", "false", EVIDENCE]
+    assert rows[1][27] == "'-5 minutes late, @ everyone"
+    assert rows[1][30:33] == ["2026-11-02", "", ""]
 
 
 def test_round_trip_through_csv_and_pandas(

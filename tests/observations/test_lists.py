@@ -1,12 +1,14 @@
 """Lists that scale: pages by keyset with a true total and a search, on every long list."""
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.accounts.models import Role, Teacher, User
+from app.observations.models import Observation
 from tests.helpers import World, login, password_hash
 from tests.observations.conftest import make_observation
 
@@ -193,3 +195,34 @@ def test_starting_with_a_district_roster_name_links_the_teacher(
     assert response.status_code == 303, response.text
     page = client.get(response.headers["location"]).text
     assert "Teacher 00007" in page
+
+
+def test_accented_names_are_found_and_matched_in_any_case(
+    client: TestClient, ready: World, session: Session
+) -> None:
+    assert ready.lincoln.id
+    session.add(Teacher(name="Émile Özdemir", school_id=ready.lincoln.id))
+    session.commit()
+    token = login(client, ready.admin)
+    found = client.get("/api/roster/search?q=émile özd").json()
+    assert [t["name"] for t in found["teachers"]] == ["Émile Özdemir"]
+    assert 'data-total="1"' in client.get("/admin/teachers?q=ÖZDEMIR").text
+    response = client.post(
+        "/observations",
+        data={
+            "csrf_token": token,
+            "id": "",
+            "teacher": "émile özdemir",
+            "school_id": str(ready.lincoln.id),
+            "rubric": "discourse-walkthrough:1",
+            "grade": "",
+            "subject": "Math",
+            "observed_at": "2026-11-02T09:30",
+            "tz_offset": "360",
+        },
+    )
+    assert response.status_code == 303
+    obs_id = response.headers["location"].split("/")[2]
+    session.expire_all()
+    obs = session.get(Observation, uuid.UUID(obs_id))
+    assert obs is not None and obs.teacher_id is not None  # linked to the roster teacher
