@@ -721,13 +721,14 @@ def _visited_since(user: User, since: datetime) -> ColumnElement[bool]:
     )
 
 
-def _last_visit(user: User) -> Any:
-    """The teacher's (outer query's) latest visit this user may count."""
-    return (
-        select(func.max(_O.observed_at))
-        .where(_visits(user), _O.teacher_id == _T.id)
-        .scalar_subquery()
+def _last_visits(user: User, school_id: int | None) -> Any:
+    """Each teacher's latest visit this user may count: one grouped pass, joined by teacher."""
+    stmt = select(_O.teacher_id.label("teacher_id"), func.max(_O.observed_at).label("last")).where(
+        _visits(user), _O.teacher_id.is_not(None)
     )
+    if school_id is not None:
+        stmt = stmt.where(_O.school_id == school_id)
+    return stmt.group_by(_O.teacher_id).subquery()
 
 
 def coverage_by_school(
@@ -785,11 +786,12 @@ def not_visited_since(
         conditions.append(_T.school_id == school_id)
     conn = session.connection()
     total = conn.execute(select(func.count()).select_from(_T_TABLE).where(*conditions)).scalar_one()
-    last = _last_visit(user).label("last")
+    last = _last_visits(user, school_id)
     rows = conn.execute(
-        select(_T.id, _T.name, _T.school_id, _T.grades, last)
+        select(_T.id, _T.name, _T.school_id, _T.grades, last.c.last)
+        .select_from(_T_TABLE.outerjoin(last, last.c.teacher_id == _T.id))
         .where(*conditions)
-        .order_by(last.is_not(None), last, _T.name)
+        .order_by(last.c.last.is_not(None), last.c.last, _T.name)
         .limit(limit)
     )
     return [Unvisited(r[0], r[1], r[2], r[3], r[4]) for r in rows], int(total)
