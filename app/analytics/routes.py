@@ -272,7 +272,11 @@ def coverage_page(request: Request, user: CurrentUser, session: SessionDep) -> R
     since = _local_start(since_day, tz)
     schools = service.coverage_by_school(session=session, user=user, since=since)
     unvisited, unvisited_total = service.not_visited_since(
-        session=session, user=user, since=since, school_id=school_id
+        session=session,
+        user=user,
+        since=since,
+        school_id=school_id,
+        total=sum(c.teachers - c.visited for c in schools if school_id in (None, c.school_id)),
     )
     spread = service.spread(
         session=session,

@@ -779,13 +779,18 @@ def not_visited_since(
     since: datetime,
     school_id: int | None,
     limit: int = 100,
+    total: int | None = None,
 ) -> tuple[list[Unvisited], int]:
-    """Active teachers in scope not visited since `since` (never visited first), and how many."""
+    """Active teachers in scope not visited since `since` (never visited first), and how many
+    (`total`, when the caller already counted them by school, is not counted again)."""
     conditions = [_T.active == true(), _schools_in_scope(user), ~_visited_since(user, since)]
     if school_id is not None:
         conditions.append(_T.school_id == school_id)
     conn = session.connection()
-    total = conn.execute(select(func.count()).select_from(_T_TABLE).where(*conditions)).scalar_one()
+    if total is None:
+        total = conn.execute(
+            select(func.count()).select_from(_T_TABLE).where(*conditions)
+        ).scalar_one()
     last = _last_visits(user, school_id)
     rows = conn.execute(
         select(_T.id, _T.name, _T.school_id, _T.grades, last.c.last)

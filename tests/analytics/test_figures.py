@@ -364,6 +364,9 @@ def test_coverage_counts_teachers_never_visited(
     later = client.get("/dashboard/coverage?since=2026-11-05").text
     unvisited = later.split("data-unvisited", 1)[1].split("</section>", 1)[0]
     assert re.findall(r'data-teacher="([^"]+)"', unvisited) == ["Ben Never", "Rosa Park"]
+    assert later.count('data-unvisited data-total="2"') == 1
+    lincoln_only = client.get(f"/dashboard/coverage?since=2026-11-05&school_id={ready.lincoln.id}")
+    assert 'data-unvisited data-total="1"' in lincoln_only.text
     assert 'data-last="2026-10-20"' in unvisited and ">Never<" in unvisited
     spread = later.split("data-spread", 1)[1]
     assert 'data-observer="Principal Person"' in spread  # the Nov 10 visit
