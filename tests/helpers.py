@@ -1,9 +1,11 @@
 """Helpers for tests (fixtures stay in conftest.py): the databases the suite runs on, a small
-district (World), and signing in over HTTP."""
+district (World), signing in over HTTP, and observations made through the write path."""
 
 import os
 import re
-from typing import TypeVar
+import uuid
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -12,6 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from app.accounts.models import Role, School, Teacher, User
+from app.observations import service
+from app.observations.models import Observation, ObservationStatus
 
 T = TypeVar("T")
 
@@ -108,3 +112,47 @@ def login(client: TestClient, user: User, password: str = PASSWORD) -> str:
     )
     assert response.status_code == 303, response.text
     return csrf_from(client, "/")
+
+
+def make_observation(
+    session: Session,
+    user: User,
+    *,
+    teacher: Teacher | None = None,
+    teacher_name: str = "",
+    school_id: int | None = None,
+    rubric: tuple[str, int] = ("discourse-walkthrough", 1),
+    values: dict[str, Any] | None = None,
+    status: str = "submitted",
+    observed_at: datetime | None = None,
+    duration_seconds: int | None = None,
+    grade: str = "",
+    subject: str = "",
+) -> Observation:
+    """An observation made through the one write path, as any client makes it; committed."""
+    payload = service.ObservationPayload(
+        rubric_slug=rubric[0],
+        rubric_version=rubric[1],
+        teacher_id=teacher.id if teacher else None,
+        teacher_name=teacher_name,
+        school_id=school_id,
+        observed_at=observed_at or datetime(2026, 11, 2, 15, 0, tzinfo=UTC),
+        duration_seconds=duration_seconds,
+        grade=grade,
+        subject=subject,
+        status=ObservationStatus(status),
+        values={k: service.ItemValue.model_validate(v) for k, v in (values or {}).items()},
+    )
+    outcome = service.write_one(
+        session=session,
+        author=user,
+        device=None,
+        obs_id=uuid.uuid4(),
+        base_revision=0,
+        payload=payload,
+    )
+    assert outcome.status == "created", outcome
+    obs = session.get(Observation, outcome.id)
+    assert obs is not None
+    session.commit()
+    return obs

@@ -17,7 +17,7 @@ from app.db import UTCDateTime, alembic_config, make_engine
 from app.observations import service
 from app.observations.models import Observation, ObservationStatus
 from app.rubrics.models import RubricVersion
-from tests.helpers import World
+from tests.helpers import World, make_observation
 
 
 def _random_values(rng: random.Random) -> dict[str, service.ItemValue]:
@@ -278,20 +278,9 @@ def test_rebuilding_after_a_time_zone_change_moves_visits_to_the_new_calendar(
     app = create_app(Settings(env="test", database_url=db_url, secret_key="k"))
     with TestClient(app), Session(app.state.engine) as session:
         world = World(session)
-        outcome = service.write_one(
-            session=session,
-            author=world.observer,
-            device=None,
-            obs_id=uuid.uuid4(),
-            base_revision=0,
-            payload=service.ObservationPayload(
-                rubric_slug="discourse-walkthrough",
-                rubric_version=1,
-                teacher_id=world.teacher.id,
-                observed_at=OCT_31_2330_CHICAGO,
-                status=ObservationStatus.submitted,
-            ),
-        )
+        obs_id = make_observation(
+            session, world.observer, teacher=world.teacher, observed_at=OCT_31_2330_CHICAGO
+        ).id
         session.commit()
     app.state.engine.dispose()
     monkeypatch.setenv("WALKTHROUGH_DATABASE_URL", db_url)
@@ -305,7 +294,7 @@ def test_rebuilding_after_a_time_zone_change_moves_visits_to_the_new_calendar(
     engine = make_engine(db_url)
     with Session(engine) as session:
         rows = session.exec(
-            select(ObservationItem).where(ObservationItem.observation_id == outcome.id)
+            select(ObservationItem).where(ObservationItem.observation_id == obs_id)
         ).all()
         assert len(rows) == 13 and {str(r.observed_month) for r in rows} == {"2026-11-01"}
         months = (
@@ -324,22 +313,13 @@ def test_deleting_or_restoring_twice_counts_once(ready: World, session: Session)
         select(RubricVersion).where(RubricVersion.slug == "discourse-walkthrough")
     ).one()
     assert rubric.id is not None
-    outcome = service.write_one(
-        session=session,
-        author=ready.observer,
-        device=None,
-        obs_id=uuid.uuid4(),
-        base_revision=0,
-        payload=service.ObservationPayload(
-            rubric_slug="discourse-walkthrough",
-            rubric_version=1,
-            teacher_id=ready.teacher.id,
-            observed_at=datetime(2026, 10, 5, 15, tzinfo=UTC),
-            status=ObservationStatus.submitted,
-            values=_random_values(random.Random(3)),
-        ),
+    outcome = make_observation(
+        session,
+        ready.observer,
+        teacher=ready.teacher,
+        observed_at=datetime(2026, 10, 5, 15, tzinfo=UTC),
+        values={k: v.model_dump() for k, v in _random_values(random.Random(3)).items()},
     )
-    session.commit()
 
     def visits() -> int:
         figures = analytics.figures(

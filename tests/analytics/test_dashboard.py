@@ -11,8 +11,7 @@ from sqlmodel import Session
 
 from app.accounts.models import Teacher
 from app.rubrics.models import RubricVersion
-from tests.helpers import World, login
-from tests.observations.conftest import make_observation
+from tests.helpers import World, login, make_observation
 
 
 def _seed(session: Session, world: World) -> list[tuple[str, str, object]]:

@@ -15,9 +15,9 @@ from app.accounts.models import Teacher, User
 from app.analytics.models import ObservationItem
 from app.db import utcnow
 from app.observations import service
-from app.observations.models import Observation, ObservationStatus
+from app.observations.models import Observation
 from app.rubrics.models import RubricVersion
-from tests.helpers import World, login
+from tests.helpers import World, login, make_observation
 
 CHICAGO_2330_OCT_31 = datetime(2026, 11, 1, 4, 30, tzinfo=UTC)  # 23:30 on Oct 31 in Chicago
 
@@ -28,33 +28,17 @@ def _visit(
     teacher: Teacher,
     at: datetime,
     values: dict[str, Any],
-    *,
-    duration: int | None = None,
-    grade: str = "",
-    status: str = "submitted",
+    **kwargs: Any,
 ) -> uuid.UUID:
-    payload = service.ObservationPayload(
-        rubric_slug="discourse-walkthrough",
-        rubric_version=1,
-        teacher_id=teacher.id,
+    return make_observation(
+        session,
+        user,
+        teacher=teacher,
         observed_at=at,
-        duration_seconds=duration,
-        grade=grade,
+        values=values,
         subject="Mathematics",
-        status=ObservationStatus(status),
-        values={k: service.ItemValue.model_validate(v) for k, v in values.items()},
-    )
-    outcome = service.write_one(
-        session=session,
-        author=user,
-        device=None,
-        obs_id=uuid.uuid4(),
-        base_revision=0,
-        payload=payload,
-    )
-    assert outcome.status == "created", outcome
-    session.commit()
-    return outcome.id
+        **kwargs,
+    ).id
 
 
 def _district(session: Session, world: World) -> dict[str, Any]:
@@ -79,7 +63,7 @@ def _district(session: Session, world: World) -> dict[str, Any]:
                 "overall_discourse": {"value": 3, "evidence": "Pairs compared methods."},
                 "glow": {"value": "Great launch"},
             },
-            duration=600,
+            duration_seconds=600,
             grade="1",
         ),
         "a2": _visit(
@@ -93,7 +77,7 @@ def _district(session: Session, world: World) -> dict[str, Any]:
                 "overall_discourse": {"not_observed": True},
                 "glow": {"value": "   "},
             },
-            duration=300,
+            duration_seconds=300,
             grade="1",
         ),
         "a3": _visit(
@@ -118,7 +102,7 @@ def _district(session: Session, world: World) -> dict[str, Any]:
                 "students_explaining": {"value": 3},
                 "overall_discourse": {"value": 2},
             },
-            duration=900,
+            duration_seconds=900,
             grade="7",
         ),
         "draft": _visit(

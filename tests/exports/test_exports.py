@@ -19,8 +19,7 @@ from app.accounts.models import Teacher
 from app.exports.csv import DANGEROUS, cell
 from app.exports.models import ExportLog
 from app.observations.models import Observation
-from tests.helpers import World, login
-from tests.observations.conftest import make_observation
+from tests.helpers import World, login, make_observation
 
 EVIDENCE = 'Said "3/4, not 2/3"\nthen =SUM(A1)'
 

@@ -6,8 +6,7 @@ from sqlmodel import Session
 
 from app.accounts.models import Role, Teacher
 from app.observations.models import Observation
-from tests.helpers import World, login
-from tests.observations.conftest import make_observation
+from tests.helpers import World, login, make_observation
 
 
 @pytest.fixture

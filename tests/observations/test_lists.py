@@ -9,8 +9,7 @@ from sqlmodel import Session
 
 from app.accounts.models import Role, Teacher, User
 from app.observations.models import Observation
-from tests.helpers import World, login, password_hash
-from tests.observations.conftest import make_observation
+from tests.helpers import World, login, make_observation, password_hash
 
 ROW_LINK = re.compile(r'<a href="/observations/([0-9a-f-]{36})">')
 
