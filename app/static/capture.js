@@ -25,7 +25,7 @@ import WC from "./outbox-core.js";
     var local = new Date(now.getTime() - now.getTimezoneOffset() * 60000);
     when.value = local.toISOString().slice(0, 16);
     var search = $("[data-roster-search]", start);
-    if (search) searchRosterAsTyped(search, start);
+    if (search) searchRosterAsTyped(search);
     if (W) {
       start.addEventListener("submit", function (event) {
         event.preventDefault();
@@ -36,7 +36,7 @@ import WC from "./outbox-core.js";
 
   // A district's roster (thousands of teachers) is searched on the server as one types; the
   // matches fill the suggestions and join the page's roster, so a chosen name finds its id.
-  function searchRosterAsTyped(input, form) {
+  function searchRosterAsTyped(input) {
     var list = $("#" + input.getAttribute("list"));
     var rosterScript = $("#roster-json");
     var timer = null;
@@ -47,8 +47,8 @@ import WC from "./outbox-core.js";
         var q = input.value.trim();
         if (q.length < 2 || q === asked) return;
         asked = q;
-        var school = form.elements.school_id ? form.elements.school_id.value : "";
-        fetch("/api/roster/search?q=" + encodeURIComponent(q) + "&school_id=" + encodeURIComponent(school),
+        // The whole district: a chosen teacher brings their own school along.
+        fetch("/api/roster/search?q=" + encodeURIComponent(q),
               { credentials: "same-origin", headers: { Accept: "application/json" } })
           .then(function (r) { return r.ok ? r.json() : { teachers: [] }; })
           .then(function (found) {

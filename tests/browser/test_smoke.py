@@ -101,3 +101,17 @@ def test_an_admins_navigation_fits_a_portrait_ipad(live_server: LiveServer, page
     page.get_by_role("link", name="Casey Lindqvist").tap()
     expect(page.locator("[data-edit-user]")).to_be_visible()
     screenshot(page, "admin-edit-user")
+
+
+def test_an_admin_finds_a_teacher_at_any_school_by_typing(
+    live_server: LiveServer, page: Page
+) -> None:
+    sign_in(page, live_server.url, "admin@demo.walkthrough.test", DEMO_PASSWORD)
+    page.goto(live_server.url + "/observations/new")
+    # The district's roster is not in the page; typing asks the server, whichever school the
+    # school list shows (Priya teaches at Roosevelt Middle).
+    assert page.locator("#roster option").count() == 0
+    page.locator("#teacher").press_sequentially("priya", delay=20)
+    expect(page.locator("#roster option")).to_have_count(1)
+    assert page.locator("#roster option").first.get_attribute("value") == "Priya Natarajan"
+    assert "Roosevelt Middle" in (page.locator("#roster option").first.text_content() or "")
