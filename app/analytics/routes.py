@@ -94,7 +94,9 @@ def _read(request: Request, session: Session, user: User, *, default_by: str) ->
 
 
 def _default_by(user: User) -> str:
-    return "teacher" if user.role == Role.principal else "school"
+    """A principal reads their school by teacher, a coach their own visits by month, the
+    district by school."""
+    return {Role.principal: "teacher", Role.observer: "month"}.get(user.role, "school")
 
 
 def _figures(request: Request, session: Session, user: User, q: Query) -> service.Dashboard:

@@ -265,7 +265,8 @@ def test_an_observer_sees_only_their_own_visits(
 ) -> None:
     _district(session, ready)
     login(client, ready.observer)
-    page = _dashboard(client, session, "by=month")
+    page = _dashboard(client, session, "")
+    assert '<option value="month" selected>' in page  # their own visits, over time
     assert _table(page, "task_visible")["All"]["visits"] == "2"
 
 
