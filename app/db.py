@@ -627,9 +627,9 @@ def paginate(
     cursor: str | None,
     size: int = PAGE_SIZE,
 ) -> Page[Any]:
-    """A page of `stmt` ordered by the columns `order` (unique together), after or before the
-    row a cursor names; `key` reads those columns' values from a row, `parsers` read them back
-    from a cursor."""
+    """A page of `stmt` (a select of one model) ordered by the columns `order` (unique
+    together), after or before the row a cursor names; `key` reads those columns' values from
+    a row, `parsers` read them back from a cursor."""
     total = session.execute(
         sqlalchemy.select(sqlalchemy.func.count()).select_from(stmt.order_by(None).subquery())
     ).scalar_one()
@@ -644,7 +644,7 @@ def paginate(
         stmt = stmt.where(here > there if descending == backwards else here < there)
     down = descending != backwards
     stmt = stmt.order_by(*(c.desc() if down else c.asc() for c in order)).limit(size + 1)
-    rows = list(session.execute(stmt).scalars() if _is_entity(stmt) else session.execute(stmt))
+    rows = list(session.execute(stmt).scalars())
     more = len(rows) > size
     rows = rows[:size]
     if backwards:
@@ -658,12 +658,3 @@ def paginate(
         if (more and backwards) or (decoded is not None and not backwards):
             previous_cursor = _encode_cursor("before", key(rows[0]))
     return Page(rows, int(total), next_cursor, previous_cursor)
-
-
-def _is_entity(stmt: Any) -> bool:
-    descriptions = stmt.column_descriptions
-    return (
-        len(descriptions) == 1
-        and isinstance(descriptions[0].get("entity"), type)
-        and (descriptions[0].get("expr") is descriptions[0].get("entity"))
-    )

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -247,7 +247,6 @@ class _Sums:
 
 # --- who sees what ------------------------------------------------------------------------------
 
-GroupBy = Literal["school", "grade", "teacher", "observer", "month", "week"]
 GROUP_BYS: dict[str, str] = {
     "school": "School",
     "grade": "Grade",
@@ -501,13 +500,12 @@ def _sums_plan(user: User, filters: Filters, by: str) -> tuple[str, str] | None:
     }
     if by in ("school", "grade", "observer"):
         dim = by
-    elif by in ("month", "week") and filters.school_id is not None and by == "month":
-        dim = "school"
     elif by in ("month", "week"):
-        dim = "district" if filters.school_id is None else ""
+        # Over time: the district's sums, or one school's (which exist by month only).
+        dim = "district" if filters.school_id is None else "school"
     else:
-        dim = ""
-    if not dim or any(v is not None for k, v in others.items() if k != dim):
+        return None
+    if any(v is not None for k, v in others.items() if k != dim):
         return None
     grain = "month" if dim in ("school", "observer") else "part"
     if by == "week" and grain == "month":
