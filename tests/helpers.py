@@ -11,11 +11,12 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.accounts.models import Role, School, Teacher, User
 from app.observations import service
 from app.observations.models import Observation, ObservationStatus
+from app.rubrics.models import RubricVersion
 
 T = TypeVar("T")
 
@@ -156,3 +157,12 @@ def make_observation(
     assert obs is not None
     session.commit()
     return obs
+
+
+def walkthrough_rubric(session: Session) -> RubricVersion:
+    """The shipped Discourse Walk-Through v1, as loaded at start-up."""
+    return session.exec(
+        select(RubricVersion).where(
+            RubricVersion.slug == "discourse-walkthrough", RubricVersion.version == 1
+        )
+    ).one()

@@ -17,7 +17,7 @@ from app.db import UTCDateTime, alembic_config, make_engine
 from app.observations import service
 from app.observations.models import Observation, ObservationStatus
 from app.rubrics.models import RubricVersion
-from tests.helpers import World, make_observation
+from tests.helpers import World, make_observation, walkthrough_rubric
 
 
 def _random_values(rng: random.Random) -> dict[str, service.ItemValue]:
@@ -66,25 +66,17 @@ def test_monthly_sums_equal_the_rows_through_creates_amends_deletes_and_restores
     for i in range(60):
         lincoln = i % 3 != 0
         author = ready.observer if lincoln else ready.other_principal
-        outcome = service.write_one(
-            session=session,
-            author=author,
-            device=None,
-            obs_id=uuid.uuid4(),
-            base_revision=0,
-            payload=service.ObservationPayload(
-                rubric_slug="discourse-walkthrough",
-                rubric_version=1,
-                teacher_id=(ready.teacher if lincoln else rosa).id,
-                observed_at=datetime(2026, 9, 1, 15, tzinfo=UTC)
-                + timedelta(days=rng.randrange(120)),
-                duration_seconds=rng.choice([None, 0, 420, 600]),
-                grade=rng.choice(["", "K", "3", "3", "7"]),
-                status=rng.choice([ObservationStatus.submitted] * 3 + [ObservationStatus.draft]),
-                values=_random_values(rng),
-            ),
+        made_now = make_observation(
+            session,
+            author,
+            teacher=ready.teacher if lincoln else rosa,
+            observed_at=datetime(2026, 9, 1, 15, tzinfo=UTC) + timedelta(days=rng.randrange(120)),
+            duration_seconds=rng.choice([None, 0, 420, 600]),
+            grade=rng.choice(["", "K", "3", "3", "7"]),
+            status=rng.choice(["submitted"] * 3 + ["draft"]),
+            values={k: v.model_dump() for k, v in _random_values(rng).items()},
         )
-        made.append(outcome.id)
+        made.append(made_now.id)
     session.commit()
     for obs_id in rng.sample(made, 25):  # amend (or submit) a few, some more than once
         obs = session.get(Observation, obs_id)
@@ -109,9 +101,7 @@ def test_monthly_sums_equal_the_rows_through_creates_amends_deletes_and_restores
         if rng.random() < 0.5:
             service.set_deleted(session=session, admin=ready.admin, obs=obs, deleted=False)
             session.commit()
-    rubric = session.exec(
-        select(RubricVersion).where(RubricVersion.slug == "discourse-walkthrough")
-    ).one()
+    rubric = walkthrough_rubric(session)
     assert rubric.id is not None
     d = datetime(2026, 1, 1).date()
     filter_sets = {
@@ -193,9 +183,7 @@ def test_the_migration_fills_the_tables_from_observations_already_there(db_url: 
     sync_rubrics(engine)
     with Session(engine) as session:
         world = World(session)
-        rubric = session.exec(
-            select(RubricVersion).where(RubricVersion.slug == "discourse-walkthrough")
-        ).one()
+        rubric = walkthrough_rubric(session)
         for i, (values, status) in enumerate(
             (
                 ({"task_visible": {"value": True}, "overall_discourse": {"value": 4}}, "submitted"),
@@ -309,9 +297,7 @@ def test_rebuilding_after_a_time_zone_change_moves_visits_to_the_new_calendar(
 
 
 def test_deleting_or_restoring_twice_counts_once(ready: World, session: Session) -> None:
-    rubric = session.exec(
-        select(RubricVersion).where(RubricVersion.slug == "discourse-walkthrough")
-    ).one()
+    rubric = walkthrough_rubric(session)
     assert rubric.id is not None
     outcome = make_observation(
         session,

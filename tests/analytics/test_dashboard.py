@@ -10,8 +10,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.accounts.models import Teacher
-from app.rubrics.models import RubricVersion
-from tests.helpers import World, login, make_observation
+from tests.helpers import World, login, make_observation, walkthrough_rubric
 
 
 def _seed(session: Session, world: World) -> list[tuple[str, str, object]]:
@@ -72,13 +71,9 @@ def _expected(raw, key_index: int) -> dict[str, dict[str, int]]:  # type: ignore
 
 
 def _version_id(session: Session) -> int:
-    from sqlmodel import select
-
-    row = session.exec(
-        select(RubricVersion).where(RubricVersion.slug == "discourse-walkthrough")
-    ).one()
-    assert row.id is not None
-    return row.id
+    version_id = walkthrough_rubric(session).id
+    assert version_id is not None
+    return version_id
 
 
 def test_dashboard_counts_equal_the_raw_data(

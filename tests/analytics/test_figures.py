@@ -17,7 +17,7 @@ from app.db import utcnow
 from app.observations import service
 from app.observations.models import Observation
 from app.rubrics.models import RubricVersion
-from tests.helpers import World, login, make_observation
+from tests.helpers import World, login, make_observation, walkthrough_rubric
 
 CHICAGO_2330_OCT_31 = datetime(2026, 11, 1, 4, 30, tzinfo=UTC)  # 23:30 on Oct 31 in Chicago
 
@@ -120,11 +120,9 @@ def _district(session: Session, world: World) -> dict[str, Any]:
 
 
 def _version_id(session: Session) -> int:
-    row = session.exec(
-        select(RubricVersion).where(RubricVersion.slug == "discourse-walkthrough")
-    ).one()
-    assert row.id is not None
-    return row.id
+    version_id = walkthrough_rubric(session).id
+    assert version_id is not None
+    return version_id
 
 
 def _table(html: str, item: str) -> dict[str, dict[str, str]]:
