@@ -354,12 +354,14 @@ import WC from "./outbox-core.js";
 
   // --- sending
   function queueAndSend(status) {
+    var mark = W.markQueued(obsId, status); // done by the next page load if this one is left
     return finalSave().then(function () {
       if (status) draft.payload.status = status;
       return W.store.put("drafts", draft);
     }).then(function () {
       return W.enqueue(obsId, draft.base_revision, draft.payload, draft.owner);
     }).then(function () {
+      W.unmarkQueued(obsId, mark);
       return W.flush("save");
     }).then(function () {
       return W.store.get("outbox", obsId);

@@ -21,11 +21,30 @@ const client = (function () {
   var MAX_DELAY = 5 * 60 * 1000;
   var ACCOUNT_KEY = "walkthrough-account";
   var JOURNAL = "walkthrough-journal:";
+  var QUEUED = "walkthrough-queue:";
   var PAGES = "walkthrough-pages"; // the service worker's cache of pages (personnel data)
   var PERSONAL = ["/outbox", "/observations/new"]; // kept ready for offline use when signed in
 
   // --- IndexedDB, reopened whenever the browser closes it (iPadOS does under memory pressure)
   var dbPromise = null;
+  var running = new Set(); // this page's transactions not yet complete
+
+  // WebKit (every iPad browser) keeps a page left by a link or a reload in its back/forward
+  // cache, frozen, with any IndexedDB transaction it had running: every later page's
+  // transaction then waits on it, and the device can neither save nor send until that page
+  // is evicted. So a page that leaves into that cache aborts its running transactions and
+  // closes its connection; what they were writing is already in localStorage (the capture
+  // journal, and the queue marks below), which the next page load writes again. A page
+  // brought back from that cache loads afresh, so nothing it shows is stale.
+  window.addEventListener("pagehide", function (event) {
+    if (!event.persisted) return;
+    running.forEach(function (tx) { try { tx.abort(); } catch (e) { /* already finished */ } });
+    running.clear();
+    var open = dbPromise;
+    dbPromise = null;
+    if (open) open.then(function (db) { db.close(); }).catch(function () {});
+  });
+  window.addEventListener("pageshow", function (event) { if (event.persisted) location.reload(); });
 
   function openDb() {
     if (dbPromise) return dbPromise;
@@ -63,10 +82,11 @@ const client = (function () {
           return;
         }
         var result;
+        running.add(tx);
         Promise.resolve(work(tx)).then(function (value) { result = value; });
-        tx.oncomplete = function () { resolve(result); };
-        tx.onerror = function () { reject(tx.error); };
-        tx.onabort = function () { reject(tx.error || new Error("transaction aborted")); };
+        tx.oncomplete = function () { running.delete(tx); resolve(result); };
+        tx.onerror = function () { running.delete(tx); reject(tx.error); };
+        tx.onabort = function () { running.delete(tx); reject(tx.error || new Error("transaction aborted")); };
       });
     });
   }
@@ -238,6 +258,49 @@ const client = (function () {
         }));
       });
     })).catch(function () {});
+  }
+
+  // Save and Submit first mark, synchronously (localStorage), that the observation's latest
+  // state must go into the outbox, and unmark it once the outbox holds it. A page left at once
+  // (a nav link tapped right after Save, a reload, a page frozen in WebKit's back/forward
+  // cache) may never finish that write: the next page load finds the mark and does it.
+  function markQueued(id, status) {
+    var mark = { at: new Date().toISOString(), status: status || null };
+    try { localStorage.setItem(QUEUED + id, JSON.stringify(mark)); } catch (e) { /* full or disabled */ }
+    return mark;
+  }
+
+  function unmarkQueued(id, mark) {
+    try {
+      var kept = JSON.parse(localStorage.getItem(QUEUED + id) || "null");
+      if (kept && kept.at === mark.at) localStorage.removeItem(QUEUED + id);
+    } catch (e) { /* a mark left behind is done, and removed, on the next load */ }
+  }
+
+  function replayQueued() {
+    var marks = [];
+    try {
+      for (var i = 0; i < localStorage.length; i++) {
+        var key = localStorage.key(i);
+        if (key && key.indexOf(QUEUED) === 0) marks.push(key);
+      }
+    } catch (e) { return Promise.resolve(); }
+    return marks.reduce(function (chain, key) {
+      return chain.then(function () {
+        var id = key.slice(QUEUED.length);
+        var mark;
+        try { mark = JSON.parse(localStorage.getItem(key) || "null"); } catch (e) { mark = null; }
+        if (!mark) { localStorage.removeItem(key); return null; }
+        return Promise.all([store.get("drafts", id), store.get("outbox", id)]).then(function (found) {
+          var draft = core.draftToQueue(mark, found[0], found[1]);
+          if (!draft) return null;
+          return store.put("drafts", draft).then(function () {
+            return enqueue(id, draft.base_revision, draft.payload, draft.owner);
+          });
+        }).catch(function () { return null; }) // another account's item under this id: left as it is
+          .then(function () { unmarkQueued(id, mark); });
+      });
+    }, Promise.resolve());
   }
 
   // Journal entries (capture.js) that never reached IndexedDB go into their drafts.
@@ -498,6 +561,8 @@ const client = (function () {
     flush: flush,
     online: online,
     refreshBadge: refreshBadge,
+    markQueued: markQueued,
+    unmarkQueued: unmarkQueued,
     currentAccountId: currentAccountId,
     OUTBOX_FORMAT: OUTBOX_FORMAT
   };
@@ -527,10 +592,11 @@ const client = (function () {
   }
 
   showWho(storedAccount());
-  noteAccount(pageAccount()).then(function () { return claimUnowned(currentAccountId()); }).then(function () {
-    refreshBadge();
-    flush("load");
-  });
+  noteAccount(pageAccount()).then(function () { return claimUnowned(currentAccountId()); })
+    .then(foldJournals).then(replayQueued).then(function () {
+      refreshBadge();
+      flush("load");
+    });
 
   // --- the device page (/outbox)
   var page = document.querySelector("[data-outbox-page]");
@@ -611,14 +677,25 @@ const client = (function () {
       });
     }
 
+    // Safari clears a website's storage after 7 days without a visit, unless it was opened
+    // from the Home Screen; WebKit may not say how much it stores, or promise to keep it.
+    var homeScreen = navigator.standalone === true ||
+      (window.matchMedia && window.matchMedia("(display-mode: standalone)").matches);
+    var storageNote = document.querySelector("[data-storage]");
+    var homeNote = homeScreen
+      ? " Opened from the Home Screen: Safari does not clear its storage for want of visits."
+      : " Opened in a browser tab: Safari clears a site's storage after 7 days without a visit, so send " +
+        "your work (Sync now) before putting the tablet away, or add Walkthrough to the Home Screen.";
     if (navigator.storage && navigator.storage.estimate) {
       Promise.all([navigator.storage.estimate(), navigator.storage.persisted ? navigator.storage.persisted() : false])
         .then(function (res) {
           var used = (res[0].usage || 0) / 1048576, quota = (res[0].quota || 0) / 1048576;
-          document.querySelector("[data-storage]").textContent = "Using " + used.toFixed(1) + " MB of " +
+          storageNote.textContent = "Using " + used.toFixed(1) + " MB of " +
             quota.toFixed(0) + " MB. " + (res[1] ? "Storage is persistent: the browser will not clear it on its own."
-              : "Storage is not yet persistent: the browser may clear it when space runs low.");
+              : "Storage is not yet persistent: the browser may clear it when space runs low.") + (res[1] ? "" : homeNote);
         });
+    } else {
+      storageNote.textContent = "This browser does not say how much it stores or whether it will keep it." + homeNote;
     }
 
     document.querySelector("[data-export]").addEventListener("click", function () {

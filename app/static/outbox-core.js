@@ -177,6 +177,17 @@ const core = (function () {
     return !draft.updated_at || entry.at > draft.updated_at;
   }
 
+  // --- a Save whose page was left before the outbox had it (a queue mark left behind)
+  // The draft to put in the outbox, with the status the Save gave it, or null when there is
+  // nothing to do: the draft is gone or already sent, or the outbox already holds it as it is.
+  function draftToQueue(mark, draft, queued) {
+    if (!mark || !draft || !draft.dirty) return null;
+    var next = Object.assign({}, draft, { payload: Object.assign({}, draft.payload) });
+    if (mark.status) next.payload.status = mark.status;
+    if (queued && samePayload(queued.payload, next.payload)) return null;
+    return next;
+  }
+
   return {
     DEFAULT_LIMITS: DEFAULT_LIMITS,
     byteLength: byteLength,
@@ -193,7 +204,8 @@ const core = (function () {
     tooLargeReason: tooLargeReason,
     outboxAfter: outboxAfter,
     draftAfter: draftAfter,
-    journalWins: journalWins
+    journalWins: journalWins,
+    draftToQueue: draftToQueue
   };
 })();
 

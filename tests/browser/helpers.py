@@ -134,12 +134,30 @@ class LiveServer:
 
     def count(self, sql: str, **params: object) -> int:
         """A number from the server's database (to check what really arrived)."""
+        return int(self._one(sql, params))
+
+    def text(self, sql: str, **params: object) -> str:
+        """A value from the server's database, as text."""
+        return str(self._one(sql, params))
+
+    def _one(self, sql: str, params: dict[str, object]) -> object:
         from sqlalchemy import text
 
         engine = make_engine(self.database_url)
         try:
             with engine.connect() as conn:
-                return int(conn.execute(text(sql), params).scalar_one())
+                return conn.execute(text(sql), params).scalar_one()
+        finally:
+            engine.dispose()
+
+    def execute(self, sql: str, **params: object) -> None:
+        """Change the server's database behind its back (e.g. a sign-in that expired)."""
+        from sqlalchemy import text
+
+        engine = make_engine(self.database_url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(sql), params)
         finally:
             engine.dispose()
 

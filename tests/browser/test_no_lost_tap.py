@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from app.demo import DEMO_PASSWORD
-from tests.browser.helpers import LiveServer, client, js_eventually, sign_in
+from tests.browser.helpers import LiveServer, client, sign_in
 from tests.browser.test_offline import _start
 
 pytestmark = pytest.mark.browser
@@ -19,26 +19,6 @@ def _capture(page: Page, server: LiveServer, teacher: str) -> str:
     page.goto(server.url + "/observations/new")
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     return _start(page, teacher)
-
-
-def test_a_burst_of_taps_then_an_immediate_reload_keeps_every_tap(
-    page: Page, live_server: LiveServer
-) -> None:
-    _capture(page, live_server, "Burst Teacher")
-    more = page.get_by_role("button", name=MORE)
-    for _ in range(5):
-        more.tap()
-    page.locator("label[for=overall_discourse-4]").tap()
-    page.reload()  # at once: no wait for any save
-    expect(page.locator(TALLY)).to_have_value("5")
-    expect(page.locator("#overall_discourse-4")).to_be_checked()
-    # …and IndexedDB has it too, once the restored state is written back.
-    js_eventually(
-        page,
-        "Walkthrough.store.get('drafts', location.hash.slice(1)).then(d => "
-        "d && d.payload.values.students_explaining && "
-        "d.payload.values.students_explaining.value === 5)",
-    )
 
 
 def test_typing_then_an_immediate_reload_keeps_the_text(

@@ -6,10 +6,10 @@ Each test records on a tablet-sized page and then checks the server's database i
 import uuid
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Route, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from app.demo import DEMO_PASSWORD
-from tests.browser.helpers import LiveServer, client, js_eventually, screenshot, sign_in
+from tests.browser.helpers import LiveServer, client, js_eventually, sign_in
 
 pytestmark = pytest.mark.browser
 COACH = "coach@demo.walkthrough.test"
@@ -61,112 +61,6 @@ def _waiting(page: Page) -> int:
             ".then(r => r.filter(x => x.state === 'waiting').length)",
         )
     )
-
-
-def test_record_offline_survives_reload_and_a_new_page_then_syncs_once(
-    live_server: LiveServer, tablet: BrowserContext
-) -> None:
-    page = tablet.new_page()
-    _ready_offline(page, live_server)
-    tablet.set_offline(True)
-    page.reload()  # the start page, from the device's cache
-    teacher = "Offline Teacher One"
-    obs_id = _start(page, teacher)
-    capture_url = page.url
-    page.reload()  # the capture page, offline, after a reload
-    expect(page.locator("h1")).to_have_text(teacher)
-    page.locator("label[for=overall_discourse-5]").tap()
-    page.get_by_role("button", name="One more: A student explains why, not only what").tap()
-    page.locator("#glow-text").fill("Rich partner talk")
-    page.get_by_role("button", name="Save draft").tap()
-    expect(page.locator("[data-save-status]")).to_contain_text("will be sent automatically")
-    expect(page.locator("[data-sync-badge]")).to_contain_text("1 waiting")
-    screenshot(page, "offline-saved")
-    page.close()
-
-    again = tablet.new_page()
-    again.goto(capture_url)  # still offline: a new page finds it on the device
-    expect(again.locator("h1")).to_have_text(teacher)
-    expect(again.locator("#overall_discourse-5")).to_be_checked()
-    expect(again.locator("#glow-text")).to_have_value("Rich partner talk")
-    again.goto(live_server.url + "/outbox")
-    expect(again.locator("[data-outbox-list] li")).to_have_count(1)
-    expect(again.locator("[data-outbox-list]")).to_contain_text(teacher)
-    assert _count(live_server, teacher) == 0
-
-    tablet.set_offline(False)  # the "online" event flushes the outbox
-    _wait_for(lambda: _count(live_server, teacher) == 1)
-    expect(again.locator("[data-outbox-list] li")).to_have_count(0)
-    again.get_by_role("button", name="Sync now").tap()  # a further sync sends nothing again
-    client(again, "() => Walkthrough.flush('test')")  # waits for the sync (and one more)
-    assert live_server.observation_ids(teacher) == [uuid.UUID(obs_id)]  # the device's own id
-    revision = live_server.count(
-        "SELECT revision FROM observation WHERE teacher_name = :t", t=teacher
-    )
-    assert revision == 1
-
-
-def test_server_errors_and_a_dropped_connection_lose_and_double_nothing(
-    live_server: LiveServer, tablet: BrowserContext
-) -> None:
-    page = tablet.new_page()
-    _ready_offline(page, live_server)
-    teachers = [f"Flaky Network {i}" for i in range(3)]
-    calls = {"n": 0}
-
-    def flaky(route: Route) -> None:
-        calls["n"] += 1
-        if calls["n"] <= 2:
-            route.fulfill(status=500, body="server trouble")
-        elif calls["n"] == 3:
-            route.fetch()  # the server stores the batch...
-            route.abort("connectionreset")  # ...but the answer never arrives
-        else:
-            route.continue_()
-
-    tablet.set_offline(True)
-    for teacher in teachers:
-        page.goto(live_server.url + "/observations/new")
-        _start(page, teacher)
-        page.locator("label[for=overall_discourse-3]").tap()
-        page.get_by_role("button", name="Save draft").tap()
-        expect(page.locator("[data-save-status]")).to_contain_text("will be sent automatically")
-    page.route("**/api/sync/push", flaky)
-    tablet.set_offline(False)
-    page.goto(live_server.url + "/outbox")
-    for _ in range(8):  # the observer taps "Sync now" until the server recovers
-        if calls["n"] >= 4:
-            break
-        page.get_by_role("button", name="Sync now").tap()
-        client(page, "() => Walkthrough.flush('test')")  # waits for the sync (and one more)
-    _wait_for(lambda: _waiting(page) == 0)
-    assert calls["n"] >= 4
-    for teacher in teachers:
-        assert _count(live_server, teacher) == 1, teacher
-    expect(page.locator("[data-outbox-summary]")).to_contain_text(
-        "Everything you recorded on this device is on the server"
-    )
-
-
-def test_expired_sign_in_keeps_the_outbox_and_syncs_after_signing_in(
-    live_server: LiveServer, tablet: BrowserContext
-) -> None:
-    page = tablet.new_page()
-    _ready_offline(page, live_server)
-    tablet.set_offline(True)
-    teacher = "Expired Session Teacher"
-    _start(page, teacher)
-    page.get_by_role("button", name="Save draft").tap()
-    expect(page.locator("[data-save-status]")).to_contain_text("will be sent automatically")
-    tablet.clear_cookies()  # the sign-in expires while the item waits
-    tablet.set_offline(False)  # the page tries to sync and learns it must sign in again
-    expect(page.locator("[data-sync-badge]")).to_contain_text("sign in to send")
-    assert _waiting(page) == 1
-    assert _count(live_server, teacher) == 0
-    sign_in(page, live_server.url, COACH, DEMO_PASSWORD)
-    _wait_for(lambda: _count(live_server, teacher) == 1)
-    page.goto(live_server.url + "/outbox")
-    expect(page.locator("[data-outbox-list] li")).to_have_count(0)
 
 
 def test_two_tabs_on_one_draft_make_one_observation(

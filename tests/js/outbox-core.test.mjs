@@ -160,3 +160,18 @@ test("rebase: an edit made during the push goes next, on the revision the push m
   assert.equal(next.base_revision, 1); // not 0: the server would call it a conflict
   assert.equal(core.pushItem(next).base_revision, 1);
 });
+
+test("a Save left behind by a page that was left at once is queued once, with its status", () => {
+  const draft = { id: "a", dirty: true, base_revision: 2, payload: { status: "draft", values: { x: { value: 3 } } } };
+  const submitted = core.draftToQueue({ at: "t", status: "submitted" }, draft, undefined);
+  assert.equal(submitted.payload.status, "submitted");
+  assert.equal(draft.payload.status, "draft"); // the stored draft is not changed in place
+  assert.equal(core.draftToQueue({ at: "t", status: null }, draft, undefined).payload.status, "draft");
+  // already in the outbox as it is, already sent (not dirty), or gone: nothing to do
+  assert.equal(core.draftToQueue({ at: "t", status: "submitted" }, draft, { payload: submitted.payload }), null);
+  assert.equal(core.draftToQueue({ at: "t", status: null }, Object.assign({}, draft, { dirty: false }), undefined), null);
+  assert.equal(core.draftToQueue({ at: "t", status: null }, undefined, undefined), null);
+  // an older state in the outbox is replaced by the saved one
+  const older = { payload: { status: "draft", values: { x: { value: 2 } } } };
+  assert.deepEqual(core.draftToQueue({ at: "t", status: null }, draft, older).payload.values, { x: { value: 3 } });
+});

@@ -1,0 +1,397 @@
+"""The journeys every tablet must survive, in Chromium and in WebKit (the engine of every iPad
+browser): offline capture through a reload and a submit, a browser restart with unsent work,
+a flaky server, an expired sign-in, a burst of taps then a reload, and two accounts on one
+shared iPad. Each is written once against a `Device` and runs in both engines; the network
+is a proxy of the test's own (`network`), so both meet the same faults.
+
+Each checks what arrived in the server's database itself: nothing lost, nothing doubled.
+"""
+
+import uuid
+
+import pytest
+
+from app.demo import DEMO_PASSWORD
+from tests.browser.devices import Device, FaultProxy, Tab
+from tests.browser.helpers import LiveServer
+
+pytestmark = pytest.mark.browser
+COACH = "coach@demo.walkthrough.test"
+PRINCIPAL = "principal@demo.walkthrough.test"
+COACH_NAME = "Casey Lindqvist"
+MORE = "One more: A student explains why, not only what"
+TALLY = "input[name='item-students_explaining']"
+STATUS = "[data-save-status]"
+OUTBOX_ITEMS = "[data-outbox-list] li"
+
+
+def stored(server: LiveServer, teacher: str) -> int:
+    return server.count(
+        "SELECT count(*) FROM observation WHERE teacher_name = :t AND deleted_at IS NULL", t=teacher
+    )
+
+
+def observer_of(server: LiveServer, teacher: str) -> str:
+    return server.text(
+        'SELECT u.email FROM observation o JOIN "user" u ON u.id = o.observer_id '
+        "WHERE o.teacher_name = :t AND o.deleted_at IS NULL",
+        t=teacher,
+    )
+
+
+def sign_in(tab: Tab, network: FaultProxy, who: str) -> None:
+    tab.goto(network.url + "/login")
+    tab.fill("#email", who)
+    tab.fill("#password", DEMO_PASSWORD)
+    tab.tap("button[type=submit]")
+    tab.wait(lambda: "/login" not in tab.url, "signed in")
+
+
+def sign_out(tab: Tab) -> None:
+    tab.tap_button("Sign out")
+    tab.wait_for_url("/login")
+
+
+def ready_offline(tab: Tab, network: FaultProxy, who: str = COACH) -> None:
+    """Sign in, and visit the start page until the service worker controls it."""
+    sign_in(tab, network, who)
+    tab.goto(network.url + "/observations/new")
+    tab.wait_for_service_worker()
+    tab.goto(network.url + "/outbox")
+    tab.goto(network.url + "/observations/new")
+    tab.expect_text("h1", "New walk-through")
+    assert tab.js("() => !!navigator.serviceWorker.controller")
+
+
+def start(tab: Tab, teacher: str) -> str:
+    tab.fill("#teacher", teacher)
+    tab.tap("input[name=rubric][value='discourse-walkthrough:1']")
+    tab.tap_button("Start observing")
+    tab.wait_for_url("/capture/discourse-walkthrough/1#")
+    tab.expect_text("h1", teacher)
+    obs_id = tab.url.rsplit("#", 1)[1]
+    assert uuid.UUID(obs_id)
+    return obs_id
+
+
+def record_draft(tab: Tab, network: FaultProxy, teacher: str, level: int = 3) -> str:
+    tab.goto(network.url + "/observations/new")
+    obs_id = start(tab, teacher)
+    tab.tap(f"label[for=overall_discourse-{level}]")
+    tab.tap_button("Save draft")
+    tab.expect_text(STATUS, "Saved")  # on this device, and sent when the server answers
+    return obs_id
+
+
+def outbox_size(tab: Tab) -> int:
+    return int(tab.js("() => Walkthrough.store.all('outbox').then(r => r.length)"))
+
+
+def waiting(tab: Tab) -> int:
+    return int(
+        tab.js(
+            "() => Walkthrough.store.all('outbox')"
+            ".then(r => r.filter(x => x.state === 'waiting').length)"
+        )
+    )
+
+
+def sync_now(tab: Tab) -> None:
+    """Tap "Sync now" and wait for that sync (and one more) to end."""
+    tab.tap_button("Sync now")
+    tab.js("() => Walkthrough.flush('test')")
+
+
+def test_offline_capture_survives_reloads_and_a_submit_then_syncs_once(
+    device: Device, network: FaultProxy, live_server: LiveServer
+) -> None:
+    tab = device.tab
+    ready_offline(tab, network)
+    network.offline()
+    tab.reload()  # the start page, from the device's cache
+    tab.expect_text("h1", "New walk-through")
+    teacher = f"Offline Teacher {device.engine}"
+    obs_id = start(tab, teacher)
+    tab.reload()  # the capture page, offline, after a reload
+    tab.expect_text("h1", teacher)
+    tab.tap("label[for=overall_discourse-5]")
+    tab.tap_button(MORE)
+    tab.fill("#glow-text", "Rich partner talk")
+    tab.reload()
+    tab.expect_checked("#overall_discourse-5")
+    tab.expect_value(TALLY, "1")
+    tab.expect_value("#glow-text", "Rich partner talk")
+    tab.js("() => window.scrollTo(0, 0)")
+    tab.screenshot(f"capture-offline-{device.engine}")  # at iPad size, 820 × 1180
+    tab.tap_button("Review and submit")
+    tab.tap_button("Submit observation")
+    tab.expect_text(STATUS, "Submitted and saved on this device")
+    tab.goto(network.url + "/outbox")
+    tab.expect_count(OUTBOX_ITEMS, 1)
+    assert stored(live_server, teacher) == 0
+
+    network.online()
+    tab.reload()  # a page load sends what waits
+    tab.wait(lambda: stored(live_server, teacher) == 1, "the observation on the server")
+    tab.expect_count(OUTBOX_ITEMS, 0)
+    sync_now(tab)  # a further sync sends nothing again
+    assert live_server.observation_ids(teacher) == [uuid.UUID(obs_id)]  # the device's own id
+    assert (
+        live_server.count(
+            "SELECT count(*) FROM observation WHERE teacher_name = :t AND status = 'submitted' "
+            "AND revision = 1",
+            t=teacher,
+        )
+        == 1
+    )
+
+
+def test_a_browser_restart_offline_keeps_unsent_work_and_sends_it_once(
+    device: Device, network: FaultProxy, live_server: LiveServer
+) -> None:
+    tab = device.tab
+    ready_offline(tab, network)
+    network.offline()
+    teacher = f"Restart Teacher {device.engine}"
+    obs_id = record_draft(tab, network, teacher, level=4)
+    capture_url = tab.url
+
+    tab = device.restart()  # the browser is ended and opened again, still offline
+    tab.goto(capture_url)
+    tab.expect_text("h1", teacher)
+    tab.expect_checked("#overall_discourse-4")
+    tab.goto(network.url + "/outbox")
+    tab.expect_count(OUTBOX_ITEMS, 1)
+    tab.expect_text("[data-outbox-list]", teacher)
+    assert stored(live_server, teacher) == 0
+
+    network.online()
+    tab.reload()
+    tab.wait(lambda: stored(live_server, teacher) == 1, "the observation on the server")
+    tab.expect_count(OUTBOX_ITEMS, 0)
+    assert live_server.observation_ids(teacher) == [uuid.UUID(obs_id)]
+
+
+def test_server_errors_and_a_cut_connection_lose_and_double_nothing(
+    device: Device, network: FaultProxy, live_server: LiveServer
+) -> None:
+    tab = device.tab
+    ready_offline(tab, network)
+    teachers = [f"Flaky Network {device.engine} {i}" for i in range(3)]
+    network.offline()
+    for teacher in teachers:
+        record_draft(tab, network, teacher)
+    # Two server errors, then a push the server stores whose answer never arrives.
+    network.plan("/api/sync/push", "500", "503", "cut")
+    network.online()
+    tab.goto(network.url + "/outbox")
+    for _ in range(8):  # the observer taps "Sync now" until the server recovers
+        if network.calls["/api/sync/push"] >= 4:
+            break
+        sync_now(tab)
+    tab.wait(lambda: outbox_size(tab) == 0, "an empty outbox", timeout_s=60)
+    assert network.calls["/api/sync/push"] >= 4
+    for teacher in teachers:
+        assert stored(live_server, teacher) == 1, teacher
+    tab.expect_text(
+        "[data-outbox-summary]", "Everything you recorded on this device is on the server"
+    )
+
+
+def test_an_expired_sign_in_keeps_the_outbox_and_sends_after_signing_in(
+    device: Device, network: FaultProxy, live_server: LiveServer
+) -> None:
+    tab = device.tab
+    ready_offline(tab, network)
+    network.offline()
+    teacher = f"Expired Session Teacher {device.engine}"
+    record_draft(tab, network, teacher)
+    # The sign-in expires on the server while the item waits (the cookie stays on the device).
+    live_server.execute(
+        'DELETE FROM user_session WHERE user_id = (SELECT id FROM "user" WHERE email = :e)', e=COACH
+    )
+    network.online()
+    tab.js("() => Walkthrough.flush('online')")  # the page's next sync learns it must sign in
+    tab.expect_text("[data-sync-badge]", "sign in to send")
+    assert waiting(tab) == 1
+    assert stored(live_server, teacher) == 0
+    sign_in(tab, network, COACH)
+    tab.wait(lambda: stored(live_server, teacher) == 1, "the observation on the server")
+    tab.goto(network.url + "/outbox")
+    tab.expect_count(OUTBOX_ITEMS, 0)
+
+
+def test_a_burst_of_taps_then_an_immediate_reload_keeps_every_tap(
+    device: Device, network: FaultProxy
+) -> None:
+    tab = device.tab
+    ready_offline(tab, network)
+    start(tab, f"Burst Teacher {device.engine}")
+    for _ in range(5):
+        tab.tap_button(MORE)
+    tab.tap("label[for=overall_discourse-4]")
+    tab.reload()  # at once: no wait for any save
+    tab.expect_value(TALLY, "5")
+    tab.expect_checked("#overall_discourse-4")
+    tab.wait_js(  # …and IndexedDB has it too, once the restored state is written back
+        "() => Walkthrough.store.get('drafts', location.hash.slice(1)).then(d => "
+        "!!d && !!d.payload.values.students_explaining && "
+        "d.payload.values.students_explaining.value === 5)"
+    )
+
+
+def cached_pages(tab: Tab) -> str:
+    """The addresses and text of every page in the cache of personal pages."""
+    return str(
+        tab.js(
+            """async () => {
+              let out = '';
+              for (const n of await caches.keys()) {
+                if (!n.startsWith('walkthrough-pages')) continue;
+                const cache = await caches.open(n);
+                for (const r of await cache.keys())
+                  out += r.url + '\\n' + await (await cache.match(r)).text();
+              }
+              return out;
+            }"""
+        )
+    )
+
+
+def test_two_accounts_on_one_shared_ipad_never_cross(
+    device: Device, network: FaultProxy, live_server: LiveServer
+) -> None:
+    tab = device.tab
+    ready_offline(tab, network)
+    network.plan("/api/sync/push", *["503"] * 50)  # the coach's work cannot go yet
+    coach_teacher = f"Shared iPad Coach Teacher {device.engine}"
+    coach_obs = record_draft(tab, network, coach_teacher, level=4)
+    tab.expect_text(STATUS, "will be sent automatically")
+    coach_capture = tab.url
+    tab.goto(network.url + "/outbox")
+    tab.expect_count(OUTBOX_ITEMS, 1)
+    assert COACH_NAME in cached_pages(tab)  # the coach's own pages, kept for offline use
+    sign_out(tab)
+
+    # Signing out removed the pages naming people and kept the unsent work.
+    assert cached_pages(tab) == ""
+    kept = tab.js(
+        """() => new Promise(r => { const q = indexedDB.open('walkthrough');
+             q.onsuccess = () => {
+               const t = q.result.transaction('outbox').objectStore('outbox').getAll();
+               t.onsuccess = () => { q.result.close(); r(t.result.map(x => x.id)); }; }; })"""
+    )
+    assert kept == [coach_obs]
+    shells = tab.js(
+        "() => caches.keys()"
+        ".then(ns => Promise.all(ns.map(n => caches.open(n).then(c => c.keys()))))"
+        ".then(all => all.flat().map(r => new URL(r.url).pathname))"
+    )
+    assert "/capture/discourse-walkthrough/1" in shells  # the shells, naming nobody, stay
+
+    # The principal signs in on the same tablet: the coach's work is counted, never shown
+    # or sent, and the principal's own work goes under the principal's name.
+    network.plan("/api/sync/push")
+    sign_in(tab, network, PRINCIPAL)
+    tab.expect_text("[data-sync-badge]", "1 waiting for its author to sign in")
+    tab.goto(network.url + "/outbox")
+    tab.expect_text("[data-others-note]", "recorded on this device by another")
+    tab.expect_count(OUTBOX_ITEMS, 0)
+    assert coach_teacher not in tab.text("[data-drafts-list]")
+    sync_now(tab)
+    assert stored(live_server, coach_teacher) == 0
+    tab.goto(coach_capture)  # the coach's observation, opened by the principal
+    tab.wait(lambda: tab.visible("[data-other-account]"), "the other-account notice")
+    assert not tab.visible("[data-other-tab]")  # the one message that applies
+    assert coach_teacher not in tab.text("h1")
+    assert tab.value("#overall_notes") == ""
+
+    principal_teacher = f"Shared iPad Principal Teacher {device.engine}"
+    record_draft(tab, network, principal_teacher, level=2)
+    tab.wait(lambda: stored(live_server, principal_teacher) == 1, "the principal's observation")
+    assert observer_of(live_server, principal_teacher) == PRINCIPAL
+    assert stored(live_server, coach_teacher) == 0
+    sign_out(tab)
+
+    # The coach signs in again: their observation goes, under their name, once.
+    sign_in(tab, network, COACH)
+    tab.wait(lambda: stored(live_server, coach_teacher) == 1, "the coach's observation")
+    assert observer_of(live_server, coach_teacher) == COACH
+    tab.goto(network.url + "/outbox")
+    tab.expect_count(OUTBOX_ITEMS, 0)
+    assert not tab.visible("[data-others-note]")
+
+
+def test_a_page_left_while_it_writes_blocks_nothing_on_the_next_page(
+    device: Device, network: FaultProxy
+) -> None:
+    """WebKit freezes a page it keeps for "back" with its IndexedDB writes running; the next
+    page's storage must not wait on them (the app aborts them when the page is hidden)."""
+    tab = device.tab
+    ready_offline(tab, network)
+    start(tab, f"Frozen Page Teacher {device.engine}")
+    # A large write still running when the page goes to another.
+    tab.js(
+        "() => { Walkthrough.store.put('meta', { key: 'bulk', value: 'x'.repeat(3e7) });"
+        " setTimeout(() => { location.href = '/observations'; }); }"
+    )
+    tab.wait(lambda: tab.url.endswith("/observations"), "the observations page")
+    answer = tab.js(
+        "() => Promise.race([Walkthrough.store.all('meta').then(() => 'answered'),"
+        " new Promise(r => setTimeout(() => r('blocked'), 5000))])"
+    )
+    assert answer == "answered"
+
+
+def test_save_or_submit_then_leaving_at_once_loses_nothing_and_doubles_nothing(
+    device: Device, network: FaultProxy, live_server: LiveServer
+) -> None:
+    """The page is left in the same moment as Save (or Submit) is tapped, before any of its
+    writes can finish: the next page load queues and sends what the observer saved."""
+    tab = device.tab
+    ready_offline(tab, network)
+    teachers = [f"Hasty Teacher {device.engine} {i}" for i in range(3)]
+    for i, teacher in enumerate(teachers):
+        tab.goto(network.url + "/observations/new")
+        start(tab, teacher)
+        tab.tap(f"label[for=overall_discourse-{i + 2}]")
+        if i == 2:
+            tab.tap_button("Review and submit")
+        tab.js(
+            "button => { document.querySelector(button).click();"
+            " setTimeout(() => { location.href = '/observations'; }); }",
+            "[data-submit]" if i == 2 else "[data-save-draft]",
+        )
+        tab.wait(lambda: "/capture/" not in tab.url, "a page of observations")
+    tab.goto(network.url + "/outbox")
+    for teacher in teachers:
+        tab.wait(lambda t=teacher: stored(live_server, t) == 1, f"{teacher} on the server")
+    tab.expect_count(OUTBOX_ITEMS, 0)
+    for i, teacher in enumerate(teachers):
+        state = live_server.text(
+            "SELECT status || ' ' || revision FROM observation WHERE teacher_name = :t", t=teacher
+        )
+        assert state == ("submitted 1" if i == 2 else "draft 1"), teacher
+    assert (
+        tab.js(
+            "() => Object.keys(localStorage).filter(k => k.startsWith('walkthrough-queue:')).length"
+        )
+        == 0
+    )
+
+
+def test_the_device_page_says_what_the_browser_keeps(device: Device, network: FaultProxy) -> None:
+    """WebKitGTK, like Safari in a tab, has no navigator.storage: the page says so and what to
+    do, rather than showing nothing."""
+    tab = device.tab
+    sign_in(tab, network, COACH)
+    tab.goto(network.url + "/outbox")
+    has_storage_api = tab.js("() => !!(navigator.storage && navigator.storage.estimate)")
+    if device.engine == "webkit":
+        assert not has_storage_api
+        tab.expect_text("[data-storage]", "does not say how much it stores")
+    else:
+        assert has_storage_api
+        tab.expect_text("[data-storage]", "MB")
+    tab.expect_text("[data-storage]", "after 7 days without a visit")  # a tab, not the Home Screen
+    tab.screenshot(f"device-page-{device.engine}")
