@@ -532,18 +532,21 @@ import WC from "./outbox-core.js";
         }
         var kept = null;
         try { kept = JSON.parse(localStorage.getItem(JOURNAL + obsId) || "null"); } catch (e) { kept = null; }
-        if (kept && (kept.owner === undefined || kept.owner === draft.owner) && mine && WC.journalWins(kept, draft)) {
-          draft.payload = kept.payload;
-          draft.updated_at = kept.at;
-          draft.dirty = true;
-          if (kept.base_revision > draft.base_revision) draft.base_revision = kept.base_revision;
+        var folded = mine ? WC.foldEntry(draft, kept) : undefined;
+        if (folded) {
+          draft = folded;
           say("Restored the last changes made on this device.");
         }
+        // A Save (or Submit) an earlier visit of this page made but could not finish: its
+        // status shows here, and the outbox gets it once this draft is stored.
+        var mark = mine ? W.queueMark(obsId) : null;
+        if (mark && mark.status) draft.payload.status = mark.status;
         fillForm(draft.payload);
         showSubmitted(draft.payload.status === "submitted");
         if (!mine) { makeReadOnly("[data-other-tab]"); return; }
         return W.store.put("drafts", draft).then(function () {
           if (kept) { try { localStorage.removeItem(JOURNAL + obsId); } catch (e) { /* ignore */ } }
+          if (mark) return W.replayQueued([obsId]);
         });
       });
     });

@@ -36,8 +36,12 @@ const client = (function () {
   // closes its connection; what they were writing is already in localStorage (the capture
   // journal, and the queue marks below), which the next page load writes again. A page
   // brought back from that cache loads afresh, so nothing it shows is stale.
+  // Until then the page starts no new transaction (a later pagehide handler's save would only
+  // open a connection in a frozen page; its journal entry has the change).
+  var suspended = false;
   window.addEventListener("pagehide", function (event) {
     if (!event.persisted) return;
+    suspended = true;
     running.forEach(function (tx) { try { tx.abort(); } catch (e) { /* already finished */ } });
     running.clear();
     var open = dbPromise;
@@ -69,6 +73,7 @@ const client = (function () {
   }
 
   function run(storeNames, mode, work, retried) {
+    if (suspended) return Promise.reject(new Error("this page was left; the next page load writes it"));
     return openDb().then(function (db) {
       return new Promise(function (resolve, reject) {
         var tx;
@@ -176,7 +181,11 @@ const client = (function () {
         queued_at: new Date().toISOString()
       };
     }).then(function (record) {
-      if (refused) throw new Error("another account's observation with this id is waiting on this device");
+      if (refused) {
+        var error = new Error("another account's observation with this id is waiting on this device");
+        error.refused = true;
+        throw error;
+      }
       changed();
       if ("serviceWorker" in navigator && navigator.serviceWorker.ready) {
         navigator.serviceWorker.ready.then(function (reg) {
@@ -277,65 +286,84 @@ const client = (function () {
     } catch (e) { /* a mark left behind is done, and removed, on the next load */ }
   }
 
-  function replayQueued() {
-    var marks = [];
-    try {
-      for (var i = 0; i < localStorage.length; i++) {
-        var key = localStorage.key(i);
-        if (key && key.indexOf(QUEUED) === 0) marks.push(key);
-      }
-    } catch (e) { return Promise.resolve(); }
-    return marks.reduce(function (chain, key) {
-      return chain.then(function () {
-        var id = key.slice(QUEUED.length);
-        var mark;
-        try { mark = JSON.parse(localStorage.getItem(key) || "null"); } catch (e) { mark = null; }
-        if (!mark) { localStorage.removeItem(key); return null; }
-        return Promise.all([store.get("drafts", id), store.get("outbox", id)]).then(function (found) {
-          var draft = core.draftToQueue(mark, found[0], found[1]);
-          if (!draft) return null;
-          return store.put("drafts", draft).then(function () {
-            return enqueue(id, draft.base_revision, draft.payload, draft.owner);
-          });
-        }).catch(function () { return null; }) // another account's item under this id: left as it is
-          .then(function () { unmarkQueued(id, mark); });
-      });
-    }, Promise.resolve());
+  function queueMark(id) {
+    try { return JSON.parse(localStorage.getItem(QUEUED + id) || "null"); } catch (e) { return null; }
   }
 
-  // Journal entries (capture.js) that never reached IndexedDB go into their drafts.
-  function foldJournals() {
+  function storageKeys(prefix) {
     var keys = [];
     try {
       for (var i = 0; i < localStorage.length; i++) {
         var key = localStorage.key(i);
-        if (key && key.indexOf(JOURNAL) === 0) keys.push(key);
+        if (key && key.indexOf(prefix) === 0) keys.push(key.slice(prefix.length));
       }
-    } catch (e) { return Promise.resolve(); }
-    return keys.reduce(function (chain, key) {
-      return chain.then(function () {
-        var raw = localStorage.getItem(key);
-        var entry = null;
-        try { entry = JSON.parse(raw || "null"); } catch (e) { entry = null; }
-        var id = key.slice(JOURNAL.length);
-        if (!entry || !entry.payload) { localStorage.removeItem(key); return null; }
-        return store.update("drafts", id, function (draft) {
-          if (!draft) {
-            return {
-              format: OUTBOX_FORMAT, id: id, base_revision: entry.base_revision || 0, payload: entry.payload,
-              dirty: true, owner: entry.owner, label: entry.payload.teacher_name, updated_at: entry.at
-            };
-          }
-          if (!core.journalWins(entry, draft)) return undefined;
-          draft.payload = entry.payload;
-          draft.updated_at = entry.at;
-          draft.dirty = true;
-          return draft;
-        }).then(function () {
-          if (localStorage.getItem(key) === raw) localStorage.removeItem(key);
-        });
+    } catch (e) { /* storage disabled: nothing was kept there */ }
+    return keys;
+  }
+
+  // Observations a capture page holds open (its Web Lock): that page folds and queues its own.
+  function heldByPages() {
+    if (!navigator.locks || !navigator.locks.query) return Promise.resolve({});
+    return navigator.locks.query().then(function (state) {
+      var held = {};
+      (state.held || []).forEach(function (lock) {
+        if (lock.name && lock.name.indexOf("walkthrough-draft-") === 0) held[lock.name.slice(18)] = true;
       });
-    }, Promise.resolve()).catch(function () {});
+      return held;
+    }).catch(function () { return {}; });
+  }
+
+  // Does the Save a mark stands for. The mark stays when this fails for any reason but
+  // another account's item under the same id (which nothing on this device may replace).
+  function replayQueued(ids) {
+    var wanted = ids || storageKeys(QUEUED);
+    return heldByPages().then(function (held) {
+      return wanted.reduce(function (chain, id) {
+        return chain.then(function () {
+          var mark = queueMark(id);
+          if (!mark || (!ids && held[id])) return null;
+          return Promise.all([store.get("drafts", id), store.get("outbox", id)]).then(function (found) {
+            var draft = core.draftToQueue(mark, found[0], found[1]);
+            if (!draft) return null;
+            return store.update("drafts", id, function (current) {
+              if (!current) return undefined;
+              if (mark.status) current.payload.status = mark.status;
+              return current;
+            }).then(function () { return enqueue(id, draft.base_revision, draft.payload, draft.owner); });
+          }).then(function () { unmarkQueued(id, mark); }, function (error) {
+            if (error && error.refused) unmarkQueued(id, mark);
+          });
+        });
+      }, Promise.resolve());
+    });
+  }
+
+  // Journal entries (capture.js) that never reached IndexedDB go into their drafts, by the
+  // capture page's own rule (core.foldEntry); `skipHeld` leaves those a capture page holds.
+  function foldJournals(skipHeld) {
+    var ids = storageKeys(JOURNAL);
+    return (skipHeld ? heldByPages() : Promise.resolve({})).then(function (held) {
+      return ids.reduce(function (chain, id) {
+        return chain.then(function () {
+          if (held[id]) return null;
+          var raw = localStorage.getItem(JOURNAL + id);
+          var entry = null;
+          try { entry = JSON.parse(raw || "null"); } catch (e) { entry = null; }
+          if (!entry || !entry.payload) { localStorage.removeItem(JOURNAL + id); return null; }
+          return store.update("drafts", id, function (draft) {
+            if (!draft) {
+              return {
+                format: OUTBOX_FORMAT, id: id, base_revision: entry.base_revision || 0, payload: entry.payload,
+                dirty: true, owner: entry.owner, label: entry.payload.teacher_name, updated_at: entry.at
+              };
+            }
+            return core.foldEntry(draft, entry);
+          }).then(function () {
+            if (localStorage.getItem(JOURNAL + id) === raw) localStorage.removeItem(JOURNAL + id);
+          });
+        });
+      }, Promise.resolve());
+    }).catch(function () {});
   }
 
   // Signing out: the session ends on the server first; only then are the pages with personnel
@@ -358,7 +386,8 @@ const client = (function () {
         : "Signing out needs the connection to the server, and it is not there now. Nothing has changed: " +
           "you are still signed in and your work stays on this device. Try again when you are back online.", "message warn"));
     }
-    return foldJournals().then(sessionToken).then(function (session) {
+    return foldJournals().then(function () { return replayQueued(); }).catch(function () {})
+      .then(sessionToken).then(function (session) {
       var body = new URLSearchParams();
       body.set("csrf_token", session.csrf_token || "");
       return fetch("/logout", {
@@ -563,6 +592,8 @@ const client = (function () {
     refreshBadge: refreshBadge,
     markQueued: markQueued,
     unmarkQueued: unmarkQueued,
+    queueMark: queueMark,
+    replayQueued: replayQueued,
     currentAccountId: currentAccountId,
     OUTBOX_FORMAT: OUTBOX_FORMAT
   };
@@ -592,8 +623,17 @@ const client = (function () {
   }
 
   showWho(storedAccount());
+  // Work a page left behind (journal entries, Saves not yet in the outbox) is done first; a
+  // capture page does its own observation's (capture.js), and any page skips those that an
+  // open capture page holds.
+  function leftBehind() {
+    if (document.querySelector("[data-capture]")) return Promise.resolve();
+    return foldJournals(true).then(function () { return replayQueued(); });
+  }
   noteAccount(pageAccount()).then(function () { return claimUnowned(currentAccountId()); })
-    .then(foldJournals).then(replayQueued).then(function () {
+    .then(leftBehind)
+    .catch(function () { /* the page still shows and sends what it can */ })
+    .then(function () {
       refreshBadge();
       flush("load");
     });

@@ -160,6 +160,11 @@ const core = (function () {
     if (!draft || !STORED[result.status]) return undefined;
     var next = Object.assign({}, draft);
     next.base_revision = Math.max(draft.base_revision || 0, result.revision || 0);
+    // The lowest base this device's own sends moved on from: a journal entry of an open page
+    // that has not heard of them yet is still this device's latest work, not a stale one.
+    if (next.base_revision > (draft.base_revision || 0)) {
+      next.own_since = draft.own_since !== undefined ? draft.own_since : (draft.base_revision || 0);
+    }
     next.synced_at = now;
     if (samePayload(draft.payload, sent.payload)) {
       if (draft.payload.status === "submitted") return null;
@@ -170,11 +175,26 @@ const core = (function () {
 
   // --- loading the capture page
   // The synchronous journal entry wins over the IndexedDB draft when it is newer and made
-  // from the same or a later server revision.
+  // from the same or a later server revision, or from a revision this device's own sends
+  // moved the draft on from (the page kept the old base in memory until it heard of them).
   function journalWins(entry, draft) {
     if (!entry || !entry.payload || !draft) return false;
-    if ((entry.base_revision || 0) < (draft.base_revision || 0)) return false;
+    var base = entry.base_revision || 0;
+    var ownSends = draft.own_since !== undefined && base >= draft.own_since;
+    if (base < (draft.base_revision || 0) && !ownSends) return false;
     return !draft.updated_at || entry.at > draft.updated_at;
+  }
+
+  // The draft with a journal entry folded in, or undefined when the entry does not win (or
+  // is another account's). Used by the capture page and by every page load alike.
+  function foldEntry(draft, entry) {
+    if (!entry || !entry.payload || !draft) return undefined;
+    var owned = function (x) { return x !== undefined && x !== null; };
+    if (owned(entry.owner) && owned(draft.owner) && entry.owner !== draft.owner) return undefined;
+    if (!journalWins(entry, draft)) return undefined;
+    var next = Object.assign({}, draft, { payload: entry.payload, updated_at: entry.at, dirty: true });
+    if ((entry.base_revision || 0) > (draft.base_revision || 0)) next.base_revision = entry.base_revision;
+    return next;
   }
 
   // --- a Save whose page was left before the outbox had it (a queue mark left behind)
@@ -205,6 +225,7 @@ const core = (function () {
     outboxAfter: outboxAfter,
     draftAfter: draftAfter,
     journalWins: journalWins,
+    foldEntry: foldEntry,
     draftToQueue: draftToQueue
   };
 })();

@@ -156,11 +156,16 @@ class _RelayHandler(BaseHTTPRequestHandler):
         if action == "cut":  # the server stored it; the answer is lost on the way back
             self._drop()
             return
-        self.send_response(answer.status, answer.reason)
+        self.send_response_only(answer.status, answer.reason)  # the server's own Date, Server
         for name, value in answer.getheaders():
             if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
+        if self.command == "HEAD":
+            length = answer.getheader("Content-Length")
+            if length is not None:
+                self.send_header("Content-Length", length)
+        elif answer.status not in (204, 304) and answer.status >= 200:
+            self.send_header("Content-Length", str(len(data)))
         self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
@@ -181,6 +186,21 @@ _PRELUDE = (
 _BY_NAME = """([selector, name]) => [...document.querySelectorAll(selector)].find(e =>
   (e.getAttribute('aria-label') || e.textContent || e.value || '').replace(/\\s+/g, ' ').trim()
     === name && e.getClientRects().length > 0) || null"""
+
+
+def _navigating(exc: Exception) -> bool:
+    """Whether a script failed only because the page navigated while it ran."""
+    text = str(exc)
+    return any(
+        part in text
+        for part in (
+            "Execution context was destroyed",  # Playwright
+            "navigat",  # Playwright and WebKitWebDriver word it in several ways
+            "no such frame",
+            "stale element",
+            "JavaScript error",  # WebKitWebDriver, a script cut off by a new document
+        )
+    )
 
 
 class Tab(ABC):
@@ -226,10 +246,20 @@ class Tab(ABC):
         self._tap_named("a", name)
 
     def wait(self, check: Callable[[], object], what: str, timeout_s: float = 20.0) -> None:
+        """Wait until `check()` is true. A check that fails because the page was between two
+        documents (a script run during a navigation) is tried again."""
         deadline = time.monotonic() + timeout_s
-        while not check():
+        while True:
+            try:
+                if check():
+                    return
+                problem = ""
+            except Exception as exc:  # each engine words its navigation errors its own way
+                if not _navigating(exc):
+                    raise
+                problem = f"; last: {exc}"
             if time.monotonic() > deadline:
-                raise AssertionError(f"{self.engine}: not in time: {what} (at {self.url})")
+                raise AssertionError(f"{self.engine}: not in time: {what} (at {self.url}){problem}")
             self.pause(0.1)
 
     def wait_js(self, function: str, arg: object = None, timeout_s: float = 20.0) -> None:
@@ -394,6 +424,8 @@ class SeleniumTab(Tab):
             function,
             arg,
         )
+        if not isinstance(answer, dict):  # the page went away before the script answered
+            raise RuntimeError("webkit: JavaScript error: no answer (the page navigated)")
         if "error" in answer:
             raise AssertionError(f"webkit: script failed: {answer['error']}")
         return answer["ok"]
@@ -487,6 +519,22 @@ class WebKitDevice(Device):
         if self.driver is not None:
             self.driver.quit()
             self.driver = None
+        # WebKitWebDriver ends the browser at once; its helper processes may take a moment,
+        # and the next start must find the profile free.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _running_with(f"--data-dir={self.profile}"):
+            time.sleep(0.1)
+
+
+def _running_with(argument: str) -> bool:
+    """Whether a process runs with this exact argument (Linux /proc)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if argument.encode() in cmdline.read_bytes().split(b"\0"):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 # ---------------------------------------------------------------------------------------------

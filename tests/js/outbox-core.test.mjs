@@ -175,3 +175,23 @@ test("a Save left behind by a page that was left at once is queued once, with it
   const older = { payload: { status: "draft", values: { x: { value: 2 } } } };
   assert.deepEqual(core.draftToQueue({ at: "t", status: null }, draft, older).payload.values, { x: { value: 3 } });
 });
+
+test("a journal entry written before the page heard of its own send still wins; a stale one does not", () => {
+  const sent = { id: "a", dirty: true, base_revision: 0, updated_at: "t1", owner: 1, payload: { v: 1 } };
+  const after = core.draftAfter(sent, { payload: { v: 1 } }, { status: "created", revision: 1 }, "t2");
+  assert.equal(after.base_revision, 1);
+  assert.equal(after.own_since, 0);
+  const typed = { at: "t3", base_revision: 0, owner: 1, payload: { v: 2 } }; // the page still says base 0
+  const folded = core.foldEntry(after, typed);
+  assert.deepEqual(folded.payload, { v: 2 });
+  assert.equal(folded.base_revision, 1); // the draft's base, never lowered
+  assert.equal(folded.dirty, true);
+  // A draft whose base came from the server (not this device's sends): the old entry loses.
+  const fromServer = { id: "a", dirty: false, base_revision: 3, updated_at: "t1", owner: 1, payload: { v: 9 } };
+  assert.equal(core.foldEntry(fromServer, typed), undefined);
+  // Another account's entry, or an older one, never folds in.
+  assert.equal(core.foldEntry(after, Object.assign({}, typed, { owner: 2 })), undefined);
+  assert.equal(core.foldEntry(after, Object.assign({}, typed, { at: "t0" })), undefined);
+  // A newer base in the entry moves the draft on.
+  assert.equal(core.foldEntry(after, Object.assign({}, typed, { base_revision: 4 })).base_revision, 4);
+});
