@@ -11,7 +11,6 @@ from tests.browser.test_offline import _start, _wait_for
 pytestmark = pytest.mark.browser
 COACH = "coach@demo.walkthrough.test"
 PRINCIPAL = "principal@demo.walkthrough.test"
-COACH_NAME = "Casey Lindqvist"
 
 
 def _observer_of(server: LiveServer, teacher: str) -> str:
@@ -39,20 +38,6 @@ def _stored(server: LiveServer, teacher: str) -> int:
     )
 
 
-def _record_unsent(page: Page, server: LiveServer, who: str, teacher: str) -> str:
-    """Sign in as `who` and record an observation that cannot be sent yet (push refused)."""
-    _sign_in(page, server, who)
-    page.goto(server.url + "/observations/new")
-    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-    page.goto(server.url + "/observations/new")
-    obs_id = _start(page, teacher)
-    page.locator("label[for=overall_discourse-4]").tap()
-    page.locator("#overall_notes").fill(f"Notes of {who}")
-    page.get_by_role("button", name="Save draft").tap()
-    expect(page.locator("[data-save-status]")).to_contain_text("will be sent automatically")
-    return obs_id
-
-
 def _sign_in(page: Page, server: LiveServer, who: str) -> None:
     sign_in(page, server.url, who, DEMO_PASSWORD)
     page.wait_for_url(lambda url: "/login" not in url)
@@ -75,22 +60,6 @@ def _page_cache(page: Page) -> list[str]:
                 for (const r of await cache.keys()) out.push(new URL(r.url).pathname);
               }
               return out;
-            }"""
-        )
-    )
-
-
-def _cached_text(page: Page) -> str:
-    return str(
-        page.evaluate(
-            """async () => {
-              let text = '';
-              for (const n of await caches.keys()) {
-                if (!n.startsWith('walkthrough-pages')) continue;
-                const cache = await caches.open(n);
-                for (const r of await cache.keys()) text += await (await cache.match(r)).text();
-              }
-              return text;
             }"""
         )
     )
