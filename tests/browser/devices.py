@@ -431,6 +431,9 @@ class SeleniumTab(Tab):
         return answer["ok"]
 
     def screenshot(self, name: str) -> Path:
+        # WebKitGTK's snapshot is the last frame painted: let the page paint what it shows now.
+        self.js("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        self.pause(0.3)
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
         self.driver.save_screenshot(str(path))
