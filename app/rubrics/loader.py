@@ -234,6 +234,15 @@ def validate_file(
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [RubricError(name, "", None, None, f"cannot read the file: {exc}")]
+    return validate_text(raw, display=name, path=path)
+
+
+def validate_text(
+    raw: str, *, display: str, path: Path | None = None
+) -> tuple[RubricDefinition | None, list[RubricError]]:
+    """Parse and check a rubric in the YAML format (JSON is YAML too), naming `display` and
+    the line of each problem; `path` adds the checks that its folder and file name agree."""
+    name = display
     try:
         root = yaml.compose(raw, Loader=yaml.SafeLoader)
         data = yaml.safe_load(raw)
@@ -245,12 +254,14 @@ def validate_file(
         return None, [RubricError(name, "", line, column, f"YAML syntax error: {problem}")]
     except yaml.YAMLError as exc:
         return None, [RubricError(name, "", None, None, f"YAML syntax error: {exc}")]
+    except RecursionError:
+        return None, [RubricError(name, "", None, None, "the document is nested too deeply")]
 
     marks = _Marks(root)
     errors: list[RubricError] = []
 
-    def add(path: Path_, message: str) -> None:
-        clean, line, column = marks.locate(path)
+    def add(where: Path_, message: str) -> None:
+        clean, line, column = marks.locate(where)
         errors.append(RubricError(name, _field_name(clean), line, column, message))
 
     for dup_path, key in marks.duplicates:
@@ -266,12 +277,21 @@ def validate_file(
             add(tuple(err["loc"]), _describe(dict(err)))
         return None, errors
 
-    for check_path, message in _semantic_problems(definition, path):
+    if path is not None:
+        for check_path, message in _file_name_problems(definition, path):
+            add(check_path, message)
+    for check_path, message in content_problems(definition):
         add(check_path, message)
     return (None, errors) if errors else (definition, [])
 
 
-def _semantic_problems(d: RubricDefinition, path: Path) -> Iterator[tuple[Path_, str]]:
+def to_yaml(content: dict[str, Any]) -> str:
+    """A stored version in the YAML format, keys in the format's order (the exchange format:
+    validate_text reads it back to the same content hash)."""
+    return yaml.safe_dump(content, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _file_name_problems(d: RubricDefinition, path: Path) -> Iterator[tuple[Path_, str]]:
     folder = path.parent.name
     if d.slug != folder:
         yield ("slug",), f"slug '{d.slug}' does not match its folder '{folder}'"
@@ -281,6 +301,10 @@ def _semantic_problems(d: RubricDefinition, path: Path) -> Iterator[tuple[Path_,
             f"version {d.version} does not match the file name '{path.name}' "
             f"(expected v{d.version}.yaml)",
         )
+
+
+def content_problems(d: RubricDefinition) -> Iterator[tuple[Path_, str]]:
+    """What the format's types cannot say: keys used once, scales in order."""
     section_keys: dict[str, int] = {}
     item_keys: dict[str, Path_] = {}
     for s_index, section in enumerate(d.sections):

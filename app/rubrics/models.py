@@ -39,3 +39,23 @@ class RubricVersion(SQLModel, table=True):
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
     change_seq: int = Field(default=0, index=True)
+
+
+class RubricAction(StrEnum):
+    created = "created"
+    changed = "changed"
+    published = "published"
+    retired = "retired"
+
+
+class RubricEvent(SQLModel, table=True):
+    """Who created, changed, published and retired a version, and when (the audit)."""
+
+    __tablename__ = "rubric_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rubric_version_id: int = Field(foreign_key="rubric_version.id", index=True)
+    action: RubricAction = Field(sa_type=SAEnum(RubricAction, native_enum=False, length=20))
+    user_id: int | None = Field(default=None, foreign_key="user.id")
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    detail: str = Field(default="", max_length=300)
