@@ -246,7 +246,8 @@ class Resolver:
         """Check the rubric version, teacher and school a payload names; raises Invalid.
 
         pinned_rubric_id: the version an existing observation already uses (it stays usable
-        after it is retired).
+        after it is retired); a new observation may use a retired version when it was started
+        before the version was retired (on a device that was offline meanwhile).
         """
         user = self.user
         errors: list[dict[str, str]] = []
@@ -256,7 +257,14 @@ class Resolver:
                 f"Unknown rubric version {payload.rubric_slug} v{payload.rubric_version}.",
                 details=[{"field": "rubric", "message": "This rubric version is not published."}],
             )
-        if rubric.status == RubricStatus.retired and rubric.id != pinned_rubric_id:
+        started_before_retired = (
+            rubric.retired_at is not None and payload.observed_at <= rubric.retired_at
+        )
+        if (
+            rubric.status == RubricStatus.retired
+            and rubric.id != pinned_rubric_id
+            and not started_before_retired
+        ):
             raise Invalid(
                 f"{rubric.title} v{rubric.version} is retired; "
                 "start new observations on a current version.",

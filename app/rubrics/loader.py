@@ -431,6 +431,7 @@ def sync_session(session: Session, files: list[tuple[Path, RubricDefinition]]) -
                     content_hash=digest,
                     content=d.model_dump(mode="json"),
                     published_at=now if d.status != RubricStatus.draft else None,
+                    retired_at=now if d.status == RubricStatus.retired else None,
                     change_seq=next_seq(session),
                 )
             )
@@ -466,6 +467,8 @@ def sync_session(session: Session, files: list[tuple[Path, RubricDefinition]]) -
             continue
         if row.status == RubricStatus.draft and d.status != RubricStatus.draft:
             row.published_at = now
+        if row.status != RubricStatus.retired and d.status == RubricStatus.retired:
+            row.retired_at = now
         row.status, row.title, row.content_hash = d.status, d.title, digest
         row.content = d.model_dump(mode="json")
         row.change_seq = next_seq(session)

@@ -35,6 +35,8 @@ class RubricVersion(SQLModel, table=True):
     published_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime, nullable=True)
     )
+    # When it stopped being offered: work a device started before then still syncs.
+    retired_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     loaded_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )

@@ -221,6 +221,7 @@ def retire(*, session: Session, user: User, slug: str, version: int) -> RubricVe
             f"{slug} v{version} is {row.status.value}; only a published version retires."
         )
     row.status = RubricStatus.retired
+    row.retired_at = utcnow()
     row.content = {**row.content, "status": RubricStatus.retired.value}
     row.change_seq = next_seq(session)
     session.add(row)

@@ -284,3 +284,61 @@ def test_the_api_is_described_in_openapi(client: TestClient, world: World) -> No
     assert "application/yaml" in paths["/api/rubrics/drafts"]["post"]["requestBody"]["content"]
     for tail in ("publish", "retire", "new-version", "history"):
         assert f"/api/rubrics/{{slug}}/versions/{{version}}/{tail}" in paths
+
+
+def _observation(world: World, observed_at: str) -> dict[str, object]:
+    from tests.sync.conftest import item
+
+    return item(
+        world,
+        rubric_slug="builder-demo",
+        rubric_version=1,
+        observed_at=observed_at,
+        values={"rating": {"value": 2}, "tally": {"value": 3}, "seen": {"value": True}},
+    )
+
+
+def test_a_published_version_reaches_tablets_and_its_observations_sync_once(
+    admin: TestClient, client: TestClient, world: World
+) -> None:
+    from tests.sync.conftest import push
+
+    token = login(client, world.observer)
+    worker_before = client.get("/sw.js").text
+    admin.post("/api/rubrics/drafts", content=DRAFT, headers={"Content-Type": "application/yaml"})
+    assert "/capture/builder-demo/1" not in client.get("/sw.js").text  # a draft stays off tablets
+    since = client.get("/api/sync/pull?since=0").json()["cursor"]
+    admin.post("/api/rubrics/builder-demo/versions/1/publish")
+
+    worker = client.get("/sw.js").text
+    assert '"/capture/builder-demo/1"' in worker
+    cache = re.compile(r"walkthrough-[0-9a-f]{12}")
+    assert cache.search(worker).group(0) != cache.search(worker_before).group(0)  # type: ignore[union-attr]
+    pulled = client.get(f"/api/sync/pull?since={since}").json()["rubric_versions"]
+    assert [(r["slug"], r["version"], r["status"]) for r in pulled] == [
+        ("builder-demo", 1, "published")
+    ]
+    assert client.get("/capture/builder-demo/1").status_code == 200
+
+    observation = _observation(world, "2026-11-20T09:15:00-06:00")
+    assert [r["status"] for r in push(client, token, observation)] == ["created"]
+    assert [r["status"] for r in push(client, token, observation)] == ["duplicate"]
+
+
+def test_work_started_before_a_version_was_retired_still_syncs(
+    admin: TestClient, client: TestClient, world: World
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.sync.conftest import push
+
+    token = login(client, world.observer)
+    admin.post("/api/rubrics/drafts", content=DRAFT, headers={"Content-Type": "application/yaml"})
+    admin.post("/api/rubrics/builder-demo/versions/1/publish")
+    started = (datetime.now(UTC) - timedelta(hours=1)).isoformat()  # on a tablet, offline
+    admin.post("/api/rubrics/builder-demo/versions/1/retire")
+    later = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    before, after = push(client, token, _observation(world, started), _observation(world, later))
+    assert before["status"] == "created"
+    assert after["status"] == "rejected"
+    assert "retired" in after["reason"]
