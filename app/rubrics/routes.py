@@ -3,14 +3,16 @@
 import hashlib
 import json
 from itertools import groupby
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlmodel import Session
 
 from app.accounts.deps import AdminUser, CurrentUser
+from app.accounts.models import Role, User
 from app.db import Id, SessionDep
-from app.errors import BadRequest, Invalid
+from app.errors import AppError, BadRequest, Invalid, NotFound
 from app.rubrics import service
 from app.rubrics.loader import compare_versions, to_yaml
 from app.rubrics.models import RubricStatus, RubricVersion
@@ -19,6 +21,7 @@ from app.web import render
 router = APIRouter()
 
 IMMUTABLE = "private, max-age=31536000, immutable"
+MAX_RUBRIC_BYTES = 1_000_000
 
 
 @router.get("/rubrics", response_class=HTMLResponse)
@@ -33,14 +36,161 @@ def library(request: Request, user: CurrentUser, session: SessionDep) -> Respons
 def version_page(
     request: Request, user: CurrentUser, session: SessionDep, slug: str, version: Id
 ) -> Response:
-    """One version with every item and level descriptor."""
+    """One version with every item and level descriptor (for admins: its history and what
+    can be done with it: edit, preview, publish, retire, a new version, the YAML)."""
     row = service.get_version(session=session, user=user, slug=slug, version=version)
-    siblings = [r for r in service.list_versions(session=session, user=user) if r.slug == slug]
+    notice = "Saved the draft." if request.query_params.get("saved") == "1" else ""
+    return _version_page(request, user, session, row, notice=notice)
+
+
+def _version_page(
+    request: Request, user: User, session: Session, row: RubricVersion, notice: str = ""
+) -> Response:
+    siblings = [r for r in service.list_versions(session=session, user=user) if r.slug == row.slug]
+    history = service.history(session=session, row=row) if user.role == Role.admin else []
     return render(
         request,
         "rubrics/version.html",
-        {"row": row, "rubric": service.definition(row), "siblings": siblings},
+        {
+            "row": row,
+            "rubric": service.definition(row),
+            "siblings": siblings,
+            "history": history,
+            "notice": notice,
+        },
     )
+
+
+# --- the builder's pages (admins) ---------------------------------------------------------------
+
+
+def _uploaded_text(upload: UploadFile | None, data: bytes, typed: str) -> str:
+    if upload is not None and upload.filename and data:
+        if len(data) > MAX_RUBRIC_BYTES:
+            raise Invalid(
+                f"A rubric is at most {MAX_RUBRIC_BYTES // 1000} KB; this file is larger."
+            )
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid("The file is not UTF-8 text: save it as UTF-8 and try again.") from None
+    return typed
+
+
+@router.post("/rubrics/import", response_class=HTMLResponse)
+async def import_draft(
+    request: Request,
+    user: AdminUser,
+    session: SessionDep,
+    text: Annotated[str, Form(max_length=MAX_RUBRIC_BYTES)] = "",
+    file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    """A draft from a YAML file or pasted YAML; every problem is listed with its field and
+    line, and the text is kept for fixing."""
+    data = await file.read(MAX_RUBRIC_BYTES + 1) if file is not None else b""
+    try:
+        raw = _uploaded_text(file, data, text)
+        row = service.create_draft(
+            session=session, user=user, definition=service.parse(raw, source=_source(file))
+        )
+    except AppError as exc:
+        rows = service.list_versions(session=session, user=user)
+        rubrics = [(slug, list(v)) for slug, v in groupby(rows, key=lambda r: r.slug)]
+        context = {"rubrics": rubrics, "problem": exc.message, "errors": exc.details, "text": text}
+        return render(request, "rubrics/library.html", context, status_code=exc.status_code)
+    return RedirectResponse(f"/rubrics/{row.slug}/versions/{row.version}", status_code=303)
+
+
+def _source(upload: UploadFile | None) -> str:
+    return upload.filename if upload is not None and upload.filename else "pasted YAML"
+
+
+@router.get("/rubrics/{slug}/versions/{version}/edit", response_class=HTMLResponse)
+def edit_page(
+    request: Request, user: AdminUser, session: SessionDep, slug: str, version: Id
+) -> Response:
+    """A draft in the YAML format, to change and save."""
+    row = service.draft_of(session=session, user=user, slug=slug, version=version)
+    return render(request, "rubrics/edit.html", {"row": row, "text": to_yaml(row.content)})
+
+
+@router.post("/rubrics/{slug}/versions/{version}/edit", response_class=HTMLResponse)
+def save_edit(
+    request: Request,
+    user: AdminUser,
+    session: SessionDep,
+    slug: str,
+    version: Id,
+    text: Annotated[str, Form(max_length=MAX_RUBRIC_BYTES)] = "",
+) -> Response:
+    """Save the draft; on a problem, the page comes back with the text as typed."""
+    row = service.draft_of(session=session, user=user, slug=slug, version=version)
+    try:
+        definition = service.parse(text, source=f"{slug} v{version}")
+        service.replace_draft(
+            session=session, user=user, slug=slug, version=version, definition=definition
+        )
+    except Invalid as exc:
+        context = {"row": row, "text": text, "problem": exc.message, "errors": exc.details}
+        return render(request, "rubrics/edit.html", context, status_code=422)
+    return RedirectResponse(f"/rubrics/{slug}/versions/{version}?saved=1", status_code=303)
+
+
+@router.get("/rubrics/{slug}/versions/{version}/preview", response_class=HTMLResponse)
+def preview_page(
+    request: Request, user: AdminUser, session: SessionDep, slug: str, version: Id
+) -> Response:
+    """The version as observers will see it: the real capture page, nothing saved."""
+    row = service.get_version(session=session, user=user, slug=slug, version=version)
+    context = {
+        "obs": None,
+        "rubric": row,
+        "definition": service.definition(row),
+        "state": {
+            "values": {},
+            "notes": [],
+            "tags": "",
+            "overall_notes": "",
+            "duration_minutes": "",
+        },
+        "errors": {},
+        "shell": True,
+        "preview": True,
+    }
+    return render(request, "observations/capture.html", context)
+
+
+@router.get("/rubrics/{slug}/versions/{version}/{step}", response_class=HTMLResponse)
+def confirm_page(
+    request: Request, user: AdminUser, session: SessionDep, slug: str, version: Id, step: str
+) -> Response:
+    """Publish or retire, after saying what it changes."""
+    if step not in ("publish", "retire"):
+        raise NotFound("There is no such page.")
+    row = service.get_version(session=session, user=user, slug=slug, version=version)
+    items = sum(1 for _ in service.definition(row).items())
+    return render(request, "rubrics/confirm.html", {"row": row, "step": step, "items": items})
+
+
+@router.post("/rubrics/{slug}/versions/{version}/{step}", response_class=HTMLResponse)
+def take_step(
+    request: Request, user: AdminUser, session: SessionDep, slug: str, version: Id, step: str
+) -> Response:
+    """Publish, retire, or make a new version (the same service steps as the API)."""
+    if step == "publish":
+        row = service.publish(session=session, user=user, slug=slug, version=version)
+        note = (
+            f"Published {row.title} v{row.version}: observers get it, and it never changes again."
+        )
+    elif step == "retire":
+        row = service.retire(session=session, user=user, slug=slug, version=version)
+        note = f"Retired {row.title} v{row.version}: no longer offered; its records stay."
+    elif step == "new-version":
+        row = service.new_version(session=session, user=user, slug=slug, version=version)
+        return RedirectResponse(f"/rubrics/{row.slug}/versions/{row.version}/edit", status_code=303)
+    else:
+        raise NotFound("There is no such page.")
+    return _version_page(request, user, session, row, notice=note)
 
 
 @router.get("/rubrics/{slug}/compare", response_class=HTMLResponse)
@@ -138,7 +288,6 @@ def api_version(
 
 # --- the builder's API (admins; bearer tokens of admins too) ------------------------------------
 
-MAX_RUBRIC_BYTES = 1_000_000
 _BODY = {
     "required": True,
     "content": {

@@ -159,6 +159,11 @@ def new_version(*, session: Session, user: User, slug: str, version: int) -> Rub
     )
 
 
+def draft_of(*, session: Session, user: User, slug: str, version: int) -> RubricVersion:
+    """A draft version, or Conflict saying why a published or retired one cannot change."""
+    return _draft(session, user, slug, version)
+
+
 def _draft(session: Session, user: User, slug: str, version: int) -> RubricVersion:
     row = get_version(session=session, user=user, slug=slug, version=version)
     if row.status != RubricStatus.draft:

@@ -34,8 +34,8 @@ const client = (function () {
   // transaction then waits on it, and the device can neither save nor send until that page
   // is evicted. So a page that leaves into that cache aborts its running transactions and
   // closes its connection; what they were writing is already in localStorage (the capture
-  // journal, and the queue marks below), which the next page load writes again. A page
-  // brought back from that cache loads afresh, so nothing it shows is stale.
+  // journal, and the queue marks below), which the next page load writes again. A capture
+  // page brought back from that cache loads afresh, so nothing it shows is stale.
   // Until then the page starts no new transaction (a later pagehide handler's save would only
   // open a connection in a frozen page; its journal entry has the change).
   var suspended = false;
@@ -48,7 +48,14 @@ const client = (function () {
     dbPromise = null;
     if (open) open.then(function (db) { db.close(); }).catch(function () {});
   });
-  window.addEventListener("pageshow", function (event) { if (event.persisted) location.reload(); });
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    // A capture page loads afresh from the device's state; any other page carries on (a
+    // reload could post a form again), its connection reopened at the next use.
+    if (document.querySelector("[data-capture]")) { location.reload(); return; }
+    suspended = false;
+    refreshBadge();
+  });
 
   function openDb() {
     if (dbPromise) return dbPromise;

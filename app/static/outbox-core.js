@@ -201,8 +201,10 @@ const core = (function () {
   // The draft to put in the outbox, with the status the Save gave it, or null when there is
   // nothing to do: the draft is gone or already sent, or the outbox already holds it as it is.
   function draftToQueue(mark, draft, queued) {
-    if (!mark || !draft || !draft.dirty) return null;
-    var next = Object.assign({}, draft, { payload: Object.assign({}, draft.payload) });
+    if (!mark || !draft) return null;
+    var restatus = !!mark.status && mark.status !== draft.payload.status; // a Submit not yet kept
+    if (!draft.dirty && !restatus) return null;
+    var next = Object.assign({}, draft, { payload: Object.assign({}, draft.payload), dirty: true });
     if (mark.status) next.payload.status = mark.status;
     if (queued && samePayload(queued.payload, next.payload)) return null;
     return next;

@@ -195,3 +195,11 @@ test("a journal entry written before the page heard of its own send still wins; 
   // A newer base in the entry moves the draft on.
   assert.equal(core.foldEntry(after, Object.assign({}, typed, { base_revision: 4 })).base_revision, 4);
 });
+
+test("a Submit left behind on a draft already sent as a draft is still queued, as submitted", () => {
+  const sent = { id: "a", dirty: false, base_revision: 1, payload: { status: "draft", values: {} } };
+  const queued = core.draftToQueue({ at: "t", status: "submitted" }, sent, undefined);
+  assert.equal(queued.payload.status, "submitted");
+  assert.equal(queued.dirty, true);
+  assert.equal(core.draftToQueue({ at: "t", status: "draft" }, sent, undefined), null);
+});
