@@ -620,7 +620,12 @@ const client = (function () {
   setInterval(function () { if (!timer) flush("interval"); }, 60 * 1000);
 
   if ("serviceWorker" in navigator) {
-    navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () {});
+    // Checked for a new version at every page load, not only when the browser chooses to
+    // (WebKit may wait a day): a rubric version published meanwhile reaches the device's
+    // cache the next time it is online.
+    navigator.serviceWorker.register("/sw.js", { scope: "/" })
+      .then(function (reg) { return reg.update(); })
+      .catch(function () { /* offline: the registered worker goes on serving */ });
     navigator.serviceWorker.addEventListener("message", function (event) {
       if (event.data && event.data.type === "flush") flush("background-sync");
     });

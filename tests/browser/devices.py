@@ -411,6 +411,15 @@ class SeleniumTab(Tab):
 
     def fill(self, css: str, text: str) -> None:
         element = self._element(css)
+        if "\n" in text:  # WebKitWebDriver types no line breaks: paste it, as a person would
+            self.driver.execute_script(
+                "arguments[0].value = arguments[1];"
+                "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));"
+                "arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
+                element,
+                text,
+            )
+            return
         element.clear()
         element.send_keys(text)
 

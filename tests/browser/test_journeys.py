@@ -437,3 +437,87 @@ def test_an_edit_after_a_sync_then_leaving_at_once_arrives_as_the_next_revision(
     assert notes == "Typed after the sync"
     tab.goto(capture_url)
     tab.expect_value("#overall_notes", "Typed after the sync")
+
+
+THREE_ITEMS = """\
+slug: three-item
+version: 1
+title: Three-Item Look-Fors
+description: Built in the app for a browser test.
+status: draft
+source:
+  attribution: Written by the district for the tests.
+sections:
+  - key: talk
+    title: Talk
+    items:
+      - key: partners
+        kind: check
+        title: Students talk with a partner
+      - key: reasoning
+        kind: scale
+        title: Reasoning heard
+        levels:
+          - value: 1
+            label: None
+            descriptor: No reasoning is heard.
+          - value: 2
+            label: Some
+            descriptor: A few students explain why.
+          - value: 3
+            label: Most
+            descriptor: Most students explain why.
+      - key: questions
+        kind: count
+        title: Student questions
+"""
+
+
+def test_a_rubric_built_in_the_app_is_published_and_used_offline_once(
+    device: Device, network: FaultProxy, live_server: LiveServer
+) -> None:
+    tab = device.tab
+    slug = f"three-item-{device.engine}"  # one server for both engines: a rubric each
+    sign_in(tab, network, "admin@demo.walkthrough.test")
+    tab.goto(network.url + "/rubrics")
+    tab.fill("#rubric-text", THREE_ITEMS.replace("slug: three-item", f"slug: {slug}"))
+    tab.tap_button("Import as a draft")
+    tab.wait_for_url(f"/rubrics/{slug}/versions/1")
+    tab.tap_link("Preview as observers see it")
+    tab.wait_for_url("/preview")
+    tab.expect_text("[data-preview]", "Preview of Three-Item Look-Fors v1 (a draft)")
+    assert tab.count("label[for^=reasoning-]") >= 3
+    tab.screenshot(f"builder-preview-{device.engine}")
+    tab.goto(f"{network.url}/rubrics/{slug}/versions/1/publish")
+    tab.expect_text("h1", "Publish Three-Item Look-Fors v1?")
+    tab.tap_button("Publish version 1")
+    tab.expect_text("[data-notice]", "Published Three-Item Look-Fors v1")
+    sign_out(tab)
+
+    ready_offline(tab, network)  # the coach's tablet learns of the new version online
+    tab.wait_js("path => caches.match(path).then(r => !!r)", f"/capture/{slug}/1")
+    network.offline()
+    teacher = f"Built Rubric Teacher {device.engine}"
+    tab.goto(network.url + "/observations/new")
+    tab.fill("#teacher", teacher)
+    tab.tap(f"input[name=rubric][value='{slug}:1']")
+    tab.tap_button("Start observing")
+    tab.wait_for_url(f"/capture/{slug}/1#")
+    tab.tap("label[for=reasoning-3]")
+    tab.tap_button("One more: Student questions")
+    tab.tap_button("Review and submit")
+    tab.tap_button("Submit observation")
+    tab.expect_text(STATUS, "Submitted and saved on this device")
+    assert stored(live_server, teacher) == 0
+
+    network.online()
+    tab.goto(network.url + "/outbox")
+    tab.wait(lambda: stored(live_server, teacher) == 1, "the observation on the server")
+    sync_now(tab)
+    assert stored(live_server, teacher) == 1
+    rubric = live_server.text(
+        "SELECT r.slug || ' v' || r.version || ' ' || o.status FROM observation o "
+        "JOIN rubric_version r ON r.id = o.rubric_version_id WHERE o.teacher_name = :t",
+        t=teacher,
+    )
+    assert rubric == f"{slug} v1 submitted"
