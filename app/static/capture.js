@@ -509,6 +509,10 @@ import WC from "./outbox-core.js";
           } else if (stored && stored.dirty && stored.base_revision >= serverRevision) {
             draft = stored;
             say("Restored changes kept on this device.");
+          } else if (stored && stored.base_revision > serverRevision) {
+            // This page is an older copy (the device's cache, offline) than what this device
+            // already sent: the device's state is the newer one, never the page's.
+            draft = stored;
           } else {
             draft = { format: W.OUTBOX_FORMAT, id: obsId, base_revision: serverRevision, payload: serverPayload, dirty: false };
           }

@@ -521,3 +521,39 @@ def test_a_rubric_built_in_the_app_is_published_and_used_offline_once(
         t=teacher,
     )
     assert rubric == f"{slug} v1 submitted"
+
+
+def test_an_older_cached_copy_of_an_edit_page_never_undoes_what_was_sent(
+    device: Device, network: FaultProxy, live_server: LiveServer
+) -> None:
+    """Offline, the device's cache gives back the edit page as it was first visited; the
+    device's own later (sent) state wins over it, so the next save does not revert it."""
+    import json
+
+    tab = device.tab
+    ready_offline(tab, network)
+    teacher = f"Cached Page Teacher {device.engine}"
+    obs_id = record_draft(tab, network, teacher, level=3)
+    tab.wait(lambda: stored(live_server, teacher) == 1, "the first save on the server")
+    tab.wait(lambda: outbox_size(tab) == 0, "an empty outbox")
+    edit_url = f"{network.url}/observations/{obs_id}/edit"
+    tab.goto(edit_url)  # visited online at revision 1: the device keeps this copy
+    tab.expect_checked("#overall_discourse-3")
+    tab.tap("label[for=overall_discourse-5]")
+    tab.tap_button("Save draft")
+    tab.wait(lambda: revision(live_server, teacher) == 2, "the edit on the server")
+    tab.wait(lambda: outbox_size(tab) == 0, "an empty outbox")
+
+    network.offline()
+    tab.goto(network.url + "/outbox")
+    tab.goto(edit_url)  # the cached copy, which still says revision 1
+    tab.expect_text("h1", teacher)
+    tab.expect_checked("#overall_discourse-5")
+    network.online()
+    tab.tap_button("Save draft")
+    tab.expect_text(STATUS, "Saved")
+    tab.wait(lambda: outbox_size(tab) == 0, "an empty outbox")
+    values = json.loads(
+        live_server.text('SELECT "values" FROM observation WHERE teacher_name = :t', t=teacher)
+    )
+    assert values["overall_discourse"]["value"] == 5
