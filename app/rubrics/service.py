@@ -139,12 +139,8 @@ def create_draft(*, session: Session, user: User, definition: RubricDefinition) 
         status=RubricStatus.draft,
         content_hash=checked.content_hash(),
         content=content,
-        change_seq=next_seq(session),
     )
-    session.add(row)
-    session.flush()
-    _record(session, row, RubricAction.created, user)
-    return row
+    return _saved(session, row, RubricAction.created, user)
 
 
 def new_version(*, session: Session, user: User, slug: str, version: int) -> RubricVersion:
@@ -197,25 +193,16 @@ def replace_draft(
     row.content = content
     row.title = definition.title
     row.content_hash = definition.content_hash()
-    row.change_seq = next_seq(session)
-    session.add(row)
-    session.flush()
-    _record(session, row, RubricAction.changed, user)
-    return row
+    return _saved(session, row, RubricAction.changed, user)
 
 
 def publish(*, session: Session, user: User, slug: str, version: int) -> RubricVersion:
-    """The draft becomes published: offered for new observations, and immutable for good."""
+    """The draft becomes published: offered for new observations, and immutable for good.
+    (Its content hash stays: the status is not content.)"""
     row = _draft(session, user, slug, version)
-    row.status = RubricStatus.published
-    row.content = {**row.content, "status": RubricStatus.published.value}
-    row.content_hash = definition(row).content_hash()
+    _set_status(row, RubricStatus.published)
     row.published_at = utcnow()
-    row.change_seq = next_seq(session)
-    session.add(row)
-    session.flush()
-    _record(session, row, RubricAction.published, user)
-    return row
+    return _saved(session, row, RubricAction.published, user)
 
 
 def retire(*, session: Session, user: User, slug: str, version: int) -> RubricVersion:
@@ -225,13 +212,22 @@ def retire(*, session: Session, user: User, slug: str, version: int) -> RubricVe
         raise Conflict(
             f"{slug} v{version} is {row.status.value}; only a published version retires."
         )
-    row.status = RubricStatus.retired
+    _set_status(row, RubricStatus.retired)
     row.retired_at = utcnow()
-    row.content = {**row.content, "status": RubricStatus.retired.value}
+    return _saved(session, row, RubricAction.retired, user)
+
+
+def _set_status(row: RubricVersion, status: RubricStatus) -> None:
+    row.status = status
+    row.content = {**row.content, "status": status.value}
+
+
+def _saved(session: Session, row: RubricVersion, action: RubricAction, user: User) -> RubricVersion:
+    """The row with its next change number, written, and the step in the audit."""
     row.change_seq = next_seq(session)
     session.add(row)
     session.flush()
-    _record(session, row, RubricAction.retired, user)
+    _record(session, row, action, user)
     return row
 
 
