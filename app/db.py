@@ -161,9 +161,12 @@ def make_engine(url: str) -> Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             # As many connections as request threads (40): a page waiting for a connection
-            # while every connection waits for a thread would stall the server.
-            pool_size=POOL_SIZE,
-            max_overflow=POOL_OVERFLOW,
+            # while every connection waits for a thread would stall the server. All of them
+            # stay open: a connection to a local file costs a file handle, while opening one
+            # anew for each request of a burst (60 raters opening the report at reveal) cost
+            # each request its connect and pragmas.
+            pool_size=POOL_SIZE + POOL_OVERFLOW,
+            max_overflow=0,
             json_serializer=_compact_json,
         )
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -399,11 +399,12 @@ def bench_agreement(args: argparse.Namespace) -> None:
     print(f"    krippendorff package {t_theirs_a * 1000:8.2f} ms   ours/theirs {ratio:.2f}x")
     print(f"  full report with a 1,000-resample interval: {t_report * 1000:.1f} ms")
     if not args.no_room:
-        with database("sqlite") as url, server(url) as base:
-            _bench_room(base, args.room)
+        for kind in ("sqlite",) if args.sqlite_only else ("sqlite", "postgresql"):
+            with database(kind) as url, server(url) as base:
+                _bench_room(base, args.room, kind)
 
 
-def _bench_room(base: str, raters: int) -> None:
+def _bench_room(base: str, raters: int, kind: str) -> None:
     """A calibration room at reveal: `raters` guests rate 6 items on 3 excerpts, the
     facilitator reveals, and every rater opens their report page at the same moment."""
     import threading
@@ -517,7 +518,7 @@ def _bench_room(base: str, raters: int) -> None:
 
     print(
         f"calibration room at reveal: {raters} guest raters x {items} items x 3 excerpts, "
-        "SQLite, uvicorn on 127.0.0.1"
+        f"{'SQLite' if kind == 'sqlite' else 'PostgreSQL'}, one uvicorn worker on 127.0.0.1"
     )
     print(
         f"  {raters} raters saving {len(units)} ratings each at once:  {_percentiles(save_times)}"
@@ -537,6 +538,17 @@ def _bench_room(base: str, raters: int) -> None:
     floor, errors = wave(f"/c/{code}/state?seen=1:revealed", 204)
     print(f"  {raters} polls at once (the floor, no report):    {_percentiles(floor)}", end="")
     print(f"  errors {len(errors)}")
+    # What one request costs the server when nothing else runs: the same pages one at a time.
+    for label, path, status in (
+        ("report page", f"/c/{code}", 200),
+        ("poll", f"/c/{code}/state?seen=1:revealed", 204),
+    ):
+        alone = []
+        for client in clients:
+            t0 = time.perf_counter()
+            assert client.get(path).status_code == status
+            alone.append(time.perf_counter() - t0)
+        print(f"  {raters} {label}s one at a time:{' ' * (23 - len(label))}{_percentiles(alone)}")
     for client in clients:
         client.close()
     facilitator.close()
@@ -1087,6 +1099,7 @@ def main() -> None:
     agree.add_argument("--units", type=int, default=200)
     agree.add_argument("--room", type=int, default=60, help="raters in the reveal-room part")
     agree.add_argument("--no-room", action="store_true", help="skip the reveal-room part")
+    agree.add_argument("--sqlite-only", action="store_true", help="the room on SQLite only")
     export = sub.add_parser("export", help="streamed long CSV against the sqlite3 command line")
     export.add_argument("--sqlite-only", action="store_true")
     export.add_argument("--quick", action="store_true", help="13k and 130k rows instead")

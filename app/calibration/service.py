@@ -179,16 +179,15 @@ def has_ratings(*, session: Session, calibration: CalibrationSession) -> bool:
 
 
 def _lock(session: Session, calibration: CalibrationSession, *, exclusive: bool) -> None:
-    """On PostgreSQL, lock the session row: shared while rating (raters never wait for one
-    another), exclusive while changing the excerpts, so an excerpt is not edited or removed
-    between a rater's check and their insert. SQLite already has one writer at a time."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    session.execute(
-        sa_select(col(CalibrationSession.id))
-        .where(col(CalibrationSession.id) == calibration.id)
-        .with_for_update(read=not exclusive)
-    )
+    """Read the session row afresh, and on PostgreSQL lock it: shared while rating (raters
+    never wait for one another), exclusive while changing the excerpts, so an excerpt is not
+    edited or removed between a rater's check and their insert, and no rating slips in after
+    a reveal that committed while the request was on its way (the status checked is the one
+    locked, not the one read before). SQLite already has one writer at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.refresh(calibration, with_for_update={"read": not exclusive})
+    else:
+        session.refresh(calibration)
 
 
 def _refuse_after_first_rating(
@@ -585,7 +584,12 @@ def _fingerprint(session: Session, calibration: CalibrationSession) -> str:
     """What the report is computed from, as a hash: the session row (its `revision` counts
     every change to stimuli, master scores, items, raters and status) and the ratings as
     aggregates, one row however large the room: a new or changed rating (level or reason)
-    moves the count, the sums or the latest update time. One query."""
+    moves the count, the sums or the latest update time. One query, none once revealed:
+    ratings cannot change while the report is revealed (rate() refuses under the row's
+    lock), so the session row alone says whether the report is the one cached — and the
+    room of raters opening it at reveal costs no scan of its ratings."""
+    if calibration.status == SessionStatus.revealed:
+        return _fingerprint_of(calibration, ("revealed",))
     rid = cast(col(Rating.id), BigInteger)  # products of ids outgrow PostgreSQL's integer
     value = cast(col(Rating.value), BigInteger)
     length = cast(func.length(col(Rating.reason)), BigInteger)
@@ -603,16 +607,20 @@ def _fingerprint(session: Session, calibration: CalibrationSession) -> str:
             func.max(col(Rating.updated_at)),
         ).where(col(Rating.session_id) == calibration.id)
     ).one()
+    return _fingerprint_of(calibration, tuple(ratings))
+
+
+def _fingerprint_of(calibration: CalibrationSession, ratings: tuple[Any, ...]) -> str:
     state = (
         calibration.id,
-        calibration.revision,
+        calibration.revision,  # every status change counts too: a second reveal differs
         calibration.current_round,
         calibration.status.value,
         calibration.rubric_version_id,
         list(calibration.item_keys),
         calibration.title,
         calibration.code,
-        tuple(ratings),
+        ratings,
     )
     return hashlib.sha256(repr(state).encode()).hexdigest()
 

@@ -801,10 +801,17 @@ def _apply_to_existing(
                 change.payload.with_status(ObservationStatus.submitted),
             )
             digest = change.payload.content_hash()
-        # A replay is recognised by the content as sent or as it was stored.
-        stored_next = applied.get((change.id, change.base_revision + 1))
-        if state.content_hash in (digest, sent[1]) or stored_next in (digest, sent[1]):
+        # A replay is recognised by the content as sent or as it was stored. Its answer names
+        # the revision that holds this content: the latest when that is it, otherwise the one
+        # the replay made. Never a later revision someone else wrote: the device would take
+        # it for its own and its next edit would overwrite that work without a conflict.
+        if state.content_hash in (digest, sent[1]) or (
+            state.revision > change.base_revision
+            and state.content_hash == _as_stored(change.payload, resolved).content_hash()
+        ):
             return Outcome(change.id, "duplicate", revision=state.revision)
+        if applied.get((change.id, change.base_revision + 1)) in (digest, sent[1]):
+            return Outcome(change.id, "duplicate", revision=change.base_revision + 1)
         if change.base_revision == state.revision:
             values = {
                 f"v_{k}": v for k, v in _row(change.payload, resolved, digest, now, seq).items()
@@ -1050,6 +1057,18 @@ def payload_from_form(
     except ValidationError as exc:
         return None, state, {"overall_notes": str(exc.errors()[0]["msg"])}
     return payload, state, errors
+
+
+def _as_stored(payload: ObservationPayload, resolved: Resolved) -> ObservationPayload:
+    """The payload as payload_of() would give it back once stored (the school filled in, a
+    roster teacher's typed name dropped): how a page's save of the same content (a submit on
+    the laptop) was hashed, to recognise a device's retry of that content as a duplicate."""
+    return payload.model_copy(
+        update={
+            "school_id": resolved.school.id,
+            "teacher_name": payload.teacher_name if resolved.teacher is None else "",
+        }
+    )
 
 
 def payload_of(obs: Observation, rubric: RubricVersion) -> ObservationPayload:

@@ -229,8 +229,9 @@ const client = (function () {
     showWho(account);
     if (before && before.id === account.id) return Promise.resolve();
     // Someone else (or, on a device that never noted it, anyone) was here: drop their pages,
-    // then keep this person's start page and device page ready for offline use.
-    return purgePages().then(warmPages);
+    // and their copies of what the server has, then keep this person's start page and
+    // device page ready for offline use.
+    return (before ? forgetSent(before.id) : Promise.resolve()).then(purgePages).then(warmPages);
   }
 
   function showWho(account) {
@@ -373,6 +374,21 @@ const client = (function () {
     }).catch(function () {});
   }
 
+  // This account's drafts that hold nothing unsent (copies of what the server has), removed
+  // when it signs out, like the cached pages; unsent work stays for its author.
+  function forgetSent(me) {
+    if (me === null || me === undefined) return Promise.resolve();
+    return Promise.all([store.all("drafts"), store.all("outbox")]).then(function (found) {
+      var marked = {};
+      try {
+        Object.keys(localStorage).forEach(function (k) { if (k.indexOf(QUEUED) === 0) marked[k.slice(QUEUED.length)] = true; });
+      } catch (e) { /* storage disabled: nothing is marked */ }
+      return Promise.all(core.sentDrafts(found[0], found[1], me, marked).map(function (id) {
+        return store.update("drafts", id, function (d) { return d && !d.dirty && d.owner === me ? null : undefined; });
+      }));
+    }).catch(function () {});
+  }
+
   // Signing out: the session ends on the server first; only then are the pages with personnel
   // data removed and the device forgets who was signed in. Unsent work stays for its author.
   // Offline (or when the server does not answer) nothing changes, and the page says why.
@@ -403,6 +419,8 @@ const client = (function () {
       });
     }).then(function (response) {
       if (!response.ok) { var refused = new Error("logout " + response.status); refused.answered = response.status; throw refused; }
+      return forgetSent(currentAccountId());
+    }).then(function () {
       try { localStorage.removeItem(ACCOUNT_KEY); } catch (e) { /* ignore */ }
       return purgePages();
     }).then(function () {

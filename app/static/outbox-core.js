@@ -154,8 +154,10 @@ const core = (function () {
   }
 
   // What becomes of the draft once the server stored `sent`: a draft that still holds what
-  // was sent is no longer a draft on this device (removed when it was submitted); one edited
-  // since keeps its changes on the new revision.
+  // was sent has nothing left to send (kept, not dirty, submitted or not: it is this
+  // device's newest state of the observation, which an older copy of its edit page from the
+  // cache must never undo; signing out removes it); one edited since keeps its changes on
+  // the new revision.
   function draftAfter(draft, sent, result, now) {
     if (!draft || !STORED[result.status]) return undefined;
     var next = Object.assign({}, draft);
@@ -166,11 +168,21 @@ const core = (function () {
       next.own_since = draft.own_since !== undefined ? draft.own_since : (draft.base_revision || 0);
     }
     next.synced_at = now;
-    if (samePayload(draft.payload, sent.payload)) {
-      if (draft.payload.status === "submitted") return null;
-      next.dirty = false;
-    }
+    if (samePayload(draft.payload, sent.payload)) next.dirty = false;
     return next;
+  }
+
+  // --- signing out of a shared device
+  // The ids of this account's drafts that hold nothing unsent: not dirty, not in the outbox,
+  // no Save waiting to be queued (`marked`). They are copies of what the server has, removed
+  // with the cached pages when their author signs out; everything unsent stays.
+  function sentDrafts(drafts, outbox, me, marked) {
+    var queued = {};
+    (outbox || []).forEach(function (r) { queued[r.id] = true; });
+    return (drafts || []).filter(function (d) {
+      return d.owner !== undefined && d.owner !== null && d.owner === me &&
+        !d.dirty && !queued[d.id] && !(marked && marked[d.id]);
+    }).map(function (d) { return d.id; });
   }
 
   // --- loading the capture page
@@ -226,6 +238,7 @@ const core = (function () {
     tooLargeReason: tooLargeReason,
     outboxAfter: outboxAfter,
     draftAfter: draftAfter,
+    sentDrafts: sentDrafts,
     journalWins: journalWins,
     foldEntry: foldEntry,
     draftToQueue: draftToQueue

@@ -359,6 +359,44 @@ def test_the_report_is_built_once_for_the_room_and_again_after_a_late_rating(
     assert len(builds) == 3
 
 
+def test_a_rating_read_before_a_reveal_that_committed_first_is_refused(
+    client: TestClient, world: World, app: FastAPI
+) -> None:
+    """The revealed report is cached on the session row alone, so no rating may land after a
+    reveal: a rater's request that read the session while it was open, and reaches its
+    write after the facilitator's reveal committed, is refused on the state it locks."""
+    from app.calibration import service
+    from app.calibration.models import Rater
+    from app.errors import Conflict
+
+    token = login(client, world.facilitator)
+    calibration = create_session(client, token)
+    sid = first_stimulus_id(app, calibration)
+    guest, gtoken = join_as_guest(app, calibration.code, "Ana")
+    rate_as(guest, gtoken, calibration.code, {"questioning": 1}, sid)
+    join_as_guest(app, calibration.code, "Ben")
+    with Session(app.state.engine, expire_on_commit=False) as session:
+        stale = service.by_code(session=session, code=calibration.code)
+        assert stale is not None and stale.status.value == "open"
+        ben = session.exec(select(Rater).where(Rater.display_name == "Ben")).one()
+        session.commit()
+        revealed = client.post(
+            f"/calibration/{calibration.id}/status", data={"csrf_token": token, "action": "reveal"}
+        )
+        assert revealed.status_code in (200, 303), revealed.text
+        with pytest.raises(Conflict, match="Rating is closed"):
+            service.rate(
+                session=session,
+                calibration=stale,
+                rater=ben,
+                ratings=[(sid, "questioning", 2, None)],
+            )
+        session.rollback()
+    assert guest.get(f"/api/calibration/{calibration.code}/report").json()["latest"]["raters"] == [
+        "Ana"
+    ]
+
+
 def test_reveal_and_a_new_round_wait_for_the_first_rating(
     client: TestClient, world: World, app: FastAPI
 ) -> None:

@@ -126,7 +126,12 @@ test("a synced draft leaves the drafts list; a submitted one leaves the device",
   assert.equal(done.dirty, false);
   assert.equal(done.base_revision, 1);
   const submitted = Object.assign({}, draft, { payload: Object.assign({}, payload, { status: "submitted" }) });
-  assert.equal(core.draftAfter(submitted, { payload: submitted.payload }, { status: "updated", revision: 2 }, "now"), null);
+  // A submitted one is kept too, as this device's newest state (an older cached edit page
+  // must not undo it), with nothing left to send.
+  const sentSubmitted = core.draftAfter(submitted, { payload: submitted.payload }, { status: "updated", revision: 2 }, "now");
+  assert.equal(sentSubmitted.dirty, false);
+  assert.equal(sentSubmitted.base_revision, 2);
+  assert.equal(sentSubmitted.payload.status, "submitted");
   const edited = Object.assign({}, draft, { payload: { status: "draft", values: { a: { value: 2 } } } });
   const keep = core.draftAfter(edited, { payload: payload }, { status: "updated", revision: 2 }, "now");
   assert.equal(keep.dirty, true);
@@ -202,4 +207,19 @@ test("a Submit left behind on a draft already sent as a draft is still queued, a
   assert.equal(queued.payload.status, "submitted");
   assert.equal(queued.dirty, true);
   assert.equal(core.draftToQueue({ at: "t", status: "draft" }, sent, undefined), null);
+});
+
+test("signing out forgets only this account's drafts that hold nothing unsent", () => {
+  const drafts = [
+    { id: "sent", owner: 1, dirty: false },
+    { id: "typing", owner: 1, dirty: true },
+    { id: "queued", owner: 1, dirty: false },
+    { id: "marked", owner: 1, dirty: false },
+    { id: "other", owner: 2, dirty: false },
+    { id: "unowned", dirty: false },
+  ];
+  const outbox = [{ id: "queued", owner: 1 }];
+  assert.deepEqual(core.sentDrafts(drafts, outbox, 1, { marked: true }), ["sent"]);
+  assert.deepEqual(core.sentDrafts(drafts, [], 2, {}), ["other"]);
+  assert.deepEqual(core.sentDrafts([], [], 1, {}), []);
 });

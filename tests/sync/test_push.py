@@ -68,8 +68,32 @@ def test_a_late_replay_of_an_old_push_is_still_a_duplicate(
     push(client, token, first)
     push(client, token, item(world, first["id"], base=1, overall_notes="v2"))
     [late] = push(client, token, first)  # the first push's retry arrives after the edit
-    assert (late["status"], late["revision"]) == ("duplicate", 2)
+    # It is the revision that holds it (1), not the later one (2) with other content.
+    assert (late["status"], late["revision"]) == ("duplicate", 1)
     assert _count(session, ObservationConflict) == 0
+
+
+def test_a_retry_that_arrives_after_another_device_wrote_names_its_own_revision(
+    client: TestClient, world: World, session: Session
+) -> None:
+    """The tablet's edit was stored as revision 2 but its answer lost; the laptop then wrote
+    revision 3. The tablet's retry is a duplicate of revision 2 — answered 3, the tablet
+    would take the laptop's revision for its own and its next edit would overwrite it."""
+    token = login(client, world.observer)
+    it = item(world)
+    push(client, token, it, device="tablet")
+    edit = item(world, it["id"], base=1, overall_notes="from the tablet")
+    push(client, token, edit, device="tablet")
+    push(client, token, item(world, it["id"], base=2, overall_notes="laptop"), device="laptop")
+    [retry] = push(client, token, edit, device="tablet")
+    assert (retry["status"], retry["revision"]) == ("duplicate", 2)
+    # The tablet's next edit, on the revision it was told, keeps both versions.
+    [later] = push(
+        client, token, item(world, it["id"], base=2, overall_notes="tablet again"), device="tablet"
+    )
+    assert (later["status"], later["revision"]) == ("conflict", 3)
+    obs = session.get(Observation, uuid.UUID(it["id"]))
+    assert obs is not None and obs.overall_notes == "laptop"
 
 
 def test_stale_edit_is_a_conflict_and_is_kept(
