@@ -4,6 +4,7 @@ trends by month, and coverage of who has been visited."""
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
@@ -19,6 +20,7 @@ from app.charts import stacked_bars, trend_line, value_bars
 from app.db import SessionDep, district_timezone, parse_day, parse_id, utcnow
 from app.exports.csv import CsvWriter
 from app.rubrics import service as rubrics
+from app.rubrics.crosswalk import origin
 from app.rubrics.models import RubricVersion
 from app.web import render
 
@@ -203,7 +205,31 @@ def trends_page(request: Request, user: CurrentUser, session: SessionDep) -> Res
     if q.by not in ("month", "week"):
         q.by = "month"
         q.notes.pop("by", None)  # trends are by month or week, whatever else was asked
-    dashboard = _figures(request, session, user, q) if q.filters is not None else None
+    # Earlier versions join through the crosswalk unless asked for this version alone.
+    across = request.query_params.get("across", "1") != "0"
+    earlier = (
+        rubrics.earlier_versions(session=session, row=q.chosen) if q.chosen is not None else {}
+    )
+    origins: dict[str, str] = {}
+    dashboard = None
+    if q.filters is not None and q.chosen is not None and across and earlier:
+        dashboard = service.figures_across(
+            session=session,
+            user=user,
+            rubric=q.chosen,
+            earlier=earlier,
+            filters=q.filters,
+            by=q.by,
+            small_below=request.app.state.settings.small_group_visits,
+        )
+        origins = origin(
+            rubrics.definition(q.chosen), {v: rubrics.definition(r) for v, r in earlier.items()}
+        )
+    elif q.filters is not None:
+        dashboard = _figures(request, session, user, q)
+    toggle = {k: v[:200] for k, v in request.query_params.items() if k != "across"}
+    if across:
+        toggle["across"] = "0"
     lines: dict[str, Markup] = {}
     points = service.trends(dashboard) if dashboard else {}
     if dashboard is not None:
@@ -238,6 +264,10 @@ def trends_page(request: Request, user: CurrentUser, session: SessionDep) -> Res
             "dashboard": dashboard,
             "points": points,
             "lines": lines,
+            "across": across and bool(earlier),
+            "earlier": sorted(earlier),
+            "origins": origins,
+            "toggle": urlencode(toggle),
         },
     )
 

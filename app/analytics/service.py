@@ -4,7 +4,7 @@ coverage aggregated from them in SQL (GROUP BY), never by loading observations i
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,6 +31,7 @@ from app.accounts.models import GRADES, Role, School, Teacher, User
 from app.analytics.models import ObservationItem, ObservationItemSum
 from app.db import district_timezone
 from app.observations.models import Observation
+from app.rubrics.crosswalk import Trace, lineage
 from app.rubrics.loader import CheckItem, CountItem, RubricDefinition, ScaleItem, TextItem
 from app.rubrics.models import RubricVersion
 from app.rubrics.service import definition as rubric_definition
@@ -483,6 +484,72 @@ def figures(
         items.append(ItemFigures(item, section.title, cells[item.key], everyone))
     total_visits = max((i.all.visits for i in items), default=0)
     return Dashboard(by, groups, items, total_visits, small_below)
+
+
+def figures_across(
+    *,
+    session: Session,
+    user: User,
+    rubric: RubricVersion,
+    earlier: dict[int, RubricVersion],
+    filters: Filters,
+    by: str,
+    small_below: int = 5,
+) -> Dashboard:
+    """The figures of `rubric` joined with those of the `earlier` versions its items continue
+    (the crosswalk): an older version's visits count for each item it shares in meaning, its
+    levels mapped onto this version's; items new or changed start with the version that
+    brought them. The trends of a district survive a new version this way."""
+    target = figures(
+        session=session, user=user, rubric=rubric, filters=filters, by=by, small_below=small_below
+    )
+    traces = lineage(
+        rubric_definition(rubric), {v: rubric_definition(r) for v, r in earlier.items()}
+    )
+    per_version: dict[int, dict[str, Trace]] = {}
+    for key, trace in traces.items():
+        for step in trace:
+            per_version.setdefault(step.version, {})[key] = step
+    visits = {g.key: g.visits for g in target.groups}
+    labels = {g.key: g.label for g in target.groups}
+    for version, mapped in sorted(per_version.items()):
+        row = earlier[version]
+        older = figures(
+            session=session,
+            user=user,
+            rubric=row,
+            filters=replace(filters, rubric_version_id=row.id or 0),
+            by=by,
+            small_below=small_below,
+        )
+        by_key = {f.item.key: f for f in older.items}
+        for item in target.items:
+            found = mapped.get(item.item.key)
+            source = by_key.get(found.key) if found else None
+            if found is None or source is None:
+                continue
+            for grp, cell in source.cells.items():
+                moved = _remapped(cell, found.levels)
+                item.cells.setdefault(grp, Cell()).add(moved)
+                item.all.add(moved)
+        for g in older.groups:
+            visits[g.key] = visits.get(g.key, 0) + g.visits
+            labels.setdefault(g.key, g.label)
+    groups = [Group(k, labels[k], n, n < small_below) for k, n in visits.items()]
+    groups.sort(key=lambda g: _sort_key(by, g))
+    return Dashboard(by, groups, target.items, sum(visits.values()), small_below)
+
+
+def _remapped(cell: Cell, levels: dict[int, int] | None) -> Cell:
+    """A copy of the cell with its levels moved onto the newer version's scale."""
+    moved = Cell()
+    moved.add(cell)
+    if levels is not None:
+        moved.levels = Counter()
+        for value, n in cell.levels.items():
+            if value in levels:
+                moved.levels[levels[value]] += n
+    return moved
 
 
 def _sums_plan(user: User, filters: Filters, by: str) -> tuple[str, str] | None:

@@ -25,8 +25,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.accounts.models import Role, School, Teacher, User
 from app.calibration.models import CalibrationSession, MasterScore, Rater, Rating, Stimulus
 from app.observations.models import Observation, ObservationStatus
+from app.rubrics.crosswalk import lineage
 from app.rubrics.loader import RubricDefinition, ScaleItem
-from app.rubrics.models import RubricVersion
+from app.rubrics.models import RubricStatus, RubricVersion
 
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_ROWS = 2000
@@ -87,6 +88,27 @@ LONG_COLUMNS: list[tuple[str, str, str]] = [
         "timed_notes",
         "string",
         'The time-stamped evidence notes as JSON: [{"minute": 3, "text": "..."}, ...].',
+    ),
+]
+# The long format's option `harmonised=1` adds these: each row's item and value on the scale
+# of its rubric's latest version, through the crosswalk (docs/rubrics.md).
+HARMONISED_COLUMNS: list[tuple[str, str, str]] = [
+    (
+        "harmonised_version",
+        "integer",
+        "The rubric's latest version, onto which the harmonised columns map each row.",
+    ),
+    (
+        "harmonised_item_key",
+        "string",
+        "The latest version's item this row's item continues (the crosswalk); empty when it is "
+        "not comparable (changed or dropped since).",
+    ),
+    (
+        "harmonised_value",
+        "any",
+        "The value on the latest version's scale (levels mapped by the crosswalk); empty when "
+        "not comparable or unrated.",
     ),
 ]
 # Columns added later go at the end, so a script that reads columns by position keeps working:
@@ -374,6 +396,56 @@ def _items_of(engine: Engine, rubric_version_id: int, safe: bool) -> list[_Item]
     return _items(content, safe)
 
 
+# Per rubric version id: the latest version's number, and each item's (key, levels) there.
+Harmony = dict[int, tuple[int, dict[str, tuple[str, dict[int, int] | None]]]]
+
+
+def harmony(engine: Engine, versions: list[RubricVersion]) -> Harmony:
+    """How the rows of each of these versions map onto their rubric's latest published or
+    retired version, through the crosswalk (app.rubrics.crosswalk)."""
+    slugs = sorted({v.slug for v in versions})
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(_R.id, _R.slug, _R.version, _R.content).where(
+                _R.slug.in_(slugs), _R.status != RubricStatus.draft.value
+            )
+        ).all()
+    out: Harmony = {}
+    for slug in slugs:
+        own = {version: (rv_id, content) for rv_id, s, version, content in rows if s == slug}
+        if not own:
+            continue
+        latest = max(own)
+        target = RubricDefinition.model_validate(own[latest][1])
+        earlier = {
+            v: RubricDefinition.model_validate(content)
+            for v, (_id, content) in own.items()
+            if v != latest
+        }
+        maps: dict[int, dict[str, tuple[str, dict[int, int] | None]]] = {
+            own[latest][0]: {item.key: (item.key, None) for _s, item in target.items()}
+        }
+        for key, trace in lineage(target, earlier).items():
+            for step in trace:
+                maps.setdefault(own[step.version][0], {})[step.key] = (key, step.levels)
+        for rv_id, _content in own.values():
+            out[rv_id] = (latest, maps.get(rv_id, {}))
+    return out
+
+
+def _harmonised(harmonised: Harmony, rubric_version_id: int, key: str, value: Any) -> list[Any]:
+    latest, mapped = harmonised.get(rubric_version_id, (None, {}))
+    found = mapped.get(key)
+    if found is None:
+        return [latest if latest is not None else "", "", ""]
+    target_key, levels = found
+    if value is None or isinstance(value, bool) or not isinstance(value, int) or levels is None:
+        shown = value if value is not None else ""
+    else:
+        shown = levels.get(value, "")
+    return [latest, target_key, shown]
+
+
 def stream_long(
     engine: Engine,
     user: User,
@@ -383,11 +455,14 @@ def stream_long(
     counter: list[int],
     tz: ZoneInfo,
     safe: bool = True,
+    harmonised: Harmony | None = None,
 ) -> Iterator[bytes]:
     """The long (tidy) CSV, a chunk at a time; counter[0] ends as the number of data rows.
-    `safe` False leaves text exactly as typed (no apostrophe before a leading =, +, - or @)."""
+    `safe` False leaves text exactly as typed (no apostrophe before a leading =, +, - or @).
+    `harmonised` (see harmony()) adds each row's item and value on the latest version."""
     out = CsvWriter(bom, safe)
-    out.row([c[0] for c in LONG_COLUMNS])
+    columns = LONG_COLUMNS + (HARMONISED_COLUMNS if harmonised is not None else [])
+    out.row([c[0] for c in columns])
     items_by_version: dict[int, list[_Item]] = {}
     pending = 0
     for obs in _observations(engine, user, f, tz=tz, safe=safe):
@@ -414,6 +489,13 @@ def stream_long(
                     *obs.tail,
                 ]
             )
+            if harmonised is not None:
+                batch[-1] += _harmonised(
+                    harmonised,
+                    obs.rubric_version_id,
+                    item.key,
+                    value if type(value) is int else cell(value, safe),
+                )
         out.writer.writerows(batch)
         counter[0] += len(batch)
         pending += len(batch)
@@ -481,10 +563,12 @@ RUBRIC_ITEM_COLUMNS: list[tuple[str, str, str]] = [
 ]
 
 
-def data_columns(kind: Kind, versions: list[RubricVersion]) -> list[tuple[str, str, str]]:
+def data_columns(
+    kind: Kind, versions: list[RubricVersion], *, harmonised: bool = False
+) -> list[tuple[str, str, str]]:
     """The data file's columns (name, type, meaning), the wide format's item columns too."""
     if kind == "observations_long":
-        return list(LONG_COLUMNS)
+        return list(LONG_COLUMNS) + (HARMONISED_COLUMNS if harmonised else [])
     columns = list(WIDE_BASE)
     for item in _items(versions[0].content) if versions else []:
         columns += [

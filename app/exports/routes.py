@@ -180,7 +180,18 @@ def _stream(
     # a leading =, +, - or @, which R and pandas would read as part of the value.
     safe = not (via_token and request.query_params.get("raw") == "1")
     tz = ZoneInfo(request.app.state.settings.timezone)
-    filters = {**f.as_dict(), "format": fmt, **({} if safe else {"raw": "1"})}
+    # The long format can add each row's item and value on the rubric's latest version.
+    harmonised = (
+        exports.harmony(engine, versions)
+        if dataset == "observations_long" and request.query_params.get("harmonised") == "1"
+        else None
+    )
+    filters = {
+        **f.as_dict(),
+        "format": fmt,
+        **({} if safe else {"raw": "1"}),
+        **({"harmonised": "1"} if harmonised is not None else {}),
+    }
     if dataset == "calibration":
         filters = {"format": fmt, **({"session_id": calibration_id} if calibration_id else {})}
     log_id = _log(engine, user, dataset, filters, via_token)
@@ -201,7 +212,7 @@ def _stream(
             )
         else:
             yield from exports.stream_long(
-                engine, user, f, bom=bom, counter=counter, tz=tz, safe=safe
+                engine, user, f, bom=bom, counter=counter, tz=tz, safe=safe, harmonised=harmonised
             )
         _finish_log(engine, log_id, counter[0])
 
@@ -214,7 +225,7 @@ def _stream(
     columns = (
         exports.CALIBRATION_COLUMNS
         if dataset == "calibration"
-        else exports.data_columns(dataset, versions)  # type: ignore[arg-type]
+        else exports.data_columns(dataset, versions, harmonised=harmonised is not None)  # type: ignore[arg-type]
     )
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (streamed below)
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -255,7 +266,8 @@ def download(request: Request, user: Exporter, session: SessionDep) -> Response:
 def api_observations(request: Request, user: Exporter, session: SessionDep) -> Response:
     """Observations as CSV for scripts (`Authorization: Bearer <token>`): `kind=long|wide`,
     `from`, `to`, `school_id` (repeatable), `rubric` (slug or slug:version), `observer_id`,
-    `status`, `bom=1`. Principals receive their own school only."""
+    `status`, `bom=1`, `harmonised=1` (long: each row's item and value on the rubric's latest
+    version, through the crosswalk). Principals receive their own school only."""
     kind = request.query_params.get("kind", "long")
     if kind not in ("long", "wide"):
         raise Invalid("kind: long or wide.")

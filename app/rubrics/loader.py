@@ -4,13 +4,21 @@ comparing two versions, and loading into the database with published versions ke
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    ValidationError,
+    model_serializer,
+)
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -94,6 +102,33 @@ class Source(_Strict):
     url: Text | None = None
 
 
+class CrosswalkItem(_Strict):
+    """How one item of this version relates to the previous version's items: `continues` one
+    of them with the same meaning (`previous`: its key, the same key by default; `levels`:
+    old level -> new level, for a scale whose levels changed), is `changed` (not comparable)
+    or is `new`."""
+
+    key: Key
+    status: Literal["continues", "changed", "new"]
+    previous: Key | None = None
+    levels: dict[int, int] | None = None
+
+
+class Crosswalk(_Strict):
+    """The bridge from an earlier version (`from_version`): what keeps a district's time
+    series across a new version. Items it does not list are new."""
+
+    from_version: int = Field(ge=1)
+    items: list[CrosswalkItem] = Field(default_factory=list)
+
+    def of(self, key: str) -> CrosswalkItem | None:
+        """The entry for one item of this version, if it continues an earlier item."""
+        for entry in self.items:
+            if entry.key == key and entry.status == "continues":
+                return entry
+        return None
+
+
 class RubricDefinition(_Strict):
     """One version of a rubric, as written in app/rubrics/<slug>/v<N>.yaml."""
 
@@ -104,6 +139,16 @@ class RubricDefinition(_Strict):
     status: RubricStatus
     source: Source
     sections: list[Section] = Field(min_length=1)
+    crosswalk: Crosswalk | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_crosswalk(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A version without a crosswalk serialises (and hashes) exactly as before the field
+        # existed: published versions keep their content hash.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("crosswalk", ...) is None:
+            del data["crosswalk"]
+        return data
 
     def items(self) -> Iterator[tuple[Section, ScaleItem | CountItem | CheckItem | TextItem]]:
         """Every item with its section, in order."""
@@ -225,8 +270,11 @@ def _describe(err: dict[str, Any]) -> str:
 # --- validation ---------------------------------------------------------------------------------
 
 
+Previous = Callable[[str, int], "RubricDefinition | None"]
+
+
 def validate_file(
-    path: Path, *, display: str | None = None
+    path: Path, *, display: str | None = None, previous: Previous | None = None
 ) -> tuple[RubricDefinition | None, list[RubricError]]:
     """Parse and check one rubric file; returns the definition or every error found."""
     name = display or str(path)
@@ -234,14 +282,16 @@ def validate_file(
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [RubricError(name, "", None, None, f"cannot read the file: {exc}")]
-    return validate_text(raw, display=name, path=path)
+    return validate_text(raw, display=name, path=path, previous=previous)
 
 
 def validate_text(
-    raw: str, *, display: str, path: Path | None = None
+    raw: str, *, display: str, path: Path | None = None, previous: Previous | None = None
 ) -> tuple[RubricDefinition | None, list[RubricError]]:
     """Parse and check a rubric in the YAML format (JSON is YAML too), naming `display` and
-    the line of each problem; `path` adds the checks that its folder and file name agree."""
+    the line of each problem; `path` adds the checks that its folder and file name agree;
+    `previous(slug, version)` gives the earlier version a crosswalk names (None: there is
+    none to bridge from), to check the crosswalk against it."""
     name = display
     try:
         root = yaml.compose(raw, Loader=yaml.SafeLoader)
@@ -282,6 +332,10 @@ def validate_text(
             add(check_path, message)
     for check_path, message in content_problems(definition):
         add(check_path, message)
+    if definition.crosswalk is not None and previous is not None:
+        earlier = previous(definition.slug, definition.crosswalk.from_version)
+        for check_path, message in crosswalk_problems(definition, earlier):
+            add(check_path, message)
     return (None, errors) if errors else (definition, [])
 
 
@@ -322,6 +376,103 @@ def content_problems(d: RubricDefinition) -> Iterator[tuple[Path_, str]]:
                 item_keys[item.key] = here
             if isinstance(item, ScaleItem):
                 yield from _scale_problems(item, here)
+    if d.crosswalk is not None:
+        yield from _crosswalk_shape(d, d.crosswalk)
+
+
+def _crosswalk_shape(d: RubricDefinition, crosswalk: Crosswalk) -> Iterator[tuple[Path_, str]]:
+    """The crosswalk against this version alone: its items, once each; `previous` and
+    `levels` only where an item continues; new levels that this item has."""
+    items = {item.key: item for _section, item in d.items()}
+    listed: set[str] = set()
+    for index, entry in enumerate(crosswalk.items):
+        here: Path_ = ("crosswalk", "items", index)
+        item = items.get(entry.key)
+        if item is None:
+            yield (*here, "key"), f"'{entry.key}' is not an item of this version"
+            continue
+        if entry.key in listed:
+            yield (*here, "key"), f"'{entry.key}' is listed twice"
+        listed.add(entry.key)
+        if entry.status != "continues":
+            for name in ("previous", "levels"):
+                if getattr(entry, name) is not None:
+                    yield (*here, name), f"only an item that continues has {name}"
+            continue
+        if entry.levels is not None:
+            if not isinstance(item, ScaleItem):
+                yield (*here, "levels"), "levels map the levels of a scale item"
+                continue
+            values = {lv.value for lv in item.levels}
+            for old, new in entry.levels.items():
+                if new not in values:
+                    yield (
+                        (*here, "levels", old),
+                        f"{new} is not a level of '{entry.key}' in this version",
+                    )
+
+
+def crosswalk_problems(
+    d: RubricDefinition, earlier: RubricDefinition | None
+) -> Iterator[tuple[Path_, str]]:
+    """The crosswalk against the version it bridges from: that version exists (published or
+    retired), each continued item is there with the same kind, and a scale whose levels
+    changed maps every old level."""
+    crosswalk = d.crosswalk
+    if crosswalk is None:
+        return
+    if earlier is None:
+        yield (
+            ("crosswalk", "from_version"),
+            f"'{d.slug}' has no published version {crosswalk.from_version} to bridge from",
+        )
+        return
+    old_items = {item.key: item for _section, item in earlier.items()}
+    for index, entry in enumerate(crosswalk.items):
+        if entry.status != "continues":
+            continue
+        here: Path_ = ("crosswalk", "items", index)
+        new_item = next((i for _s, i in d.items() if i.key == entry.key), None)
+        old_item = old_items.get(entry.previous or entry.key)
+        if new_item is None:
+            continue  # said by _crosswalk_shape
+        if old_item is None:
+            yield (
+                (*here, "previous" if entry.previous else "key"),
+                f"version {earlier.version} has no item '{entry.previous or entry.key}' to "
+                "continue (name it in previous, or mark this item new)",
+            )
+            continue
+        if old_item.kind != new_item.kind:
+            yield (
+                (*here, "status"),
+                f"'{old_item.key}' was a {old_item.kind} item and '{new_item.key}' is a "
+                f"{new_item.kind} item: mark it changed (not comparable)",
+            )
+            continue
+        if isinstance(old_item, ScaleItem) and isinstance(new_item, ScaleItem):
+            old_values = [lv.value for lv in old_item.levels]
+            if entry.levels is None:
+                if old_values != [lv.value for lv in new_item.levels]:
+                    yield (
+                        (*here, "levels"),
+                        f"the levels of '{new_item.key}' changed: map each old level "
+                        f"({', '.join(map(str, old_values))}) to a new one, or mark it changed",
+                    )
+                continue
+            for value in entry.levels:
+                if value not in old_values:
+                    yield (
+                        (*here, "levels", value),
+                        f"{value} is not a level of '{old_item.key}' in version {earlier.version}",
+                    )
+            missing = [v for v in old_values if v not in entry.levels]
+            if missing:
+                yield (
+                    (*here, "levels"),
+                    f"map every old level of '{old_item.key}': "
+                    f"{', '.join(map(str, missing))} missing",
+                )
 
 
 def _scale_problems(item: ScaleItem, here: Path_) -> Iterator[tuple[Path_, str]]:
@@ -360,8 +511,17 @@ def check_folder(root: Path) -> tuple[list[tuple[Path, RubricDefinition]], list[
         errors.append(
             RubricError(_display(p), "", None, None, "rubric files must be named v<N>.yaml")
         )
+
+    def earlier(slug: str, version: int) -> RubricDefinition | None:
+        # A crosswalk in a file bridges from an earlier file of the same folder.
+        found = root / slug / f"v{version}.yaml"
+        if found not in files:
+            return None
+        d, _problems = validate_file(found, display=_display(found))
+        return d if d is not None and d.status != RubricStatus.draft else None
+
     for p in files:
-        definition, problems = validate_file(p, display=_display(p))
+        definition, problems = validate_file(p, display=_display(p), previous=earlier)
         errors.extend(problems)
         if definition is not None:
             good.append((p, definition))

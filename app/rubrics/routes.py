@@ -14,6 +14,7 @@ from app.accounts.models import Role, User
 from app.db import Id, SessionDep
 from app.errors import AppError, BadRequest, Invalid, NotFound
 from app.rubrics import service
+from app.rubrics.crosswalk import bridged_from, links
 from app.rubrics.loader import compare_versions, to_yaml
 from app.rubrics.models import RubricStatus, RubricVersion
 from app.web import render
@@ -91,7 +92,9 @@ async def import_draft(
     try:
         raw = _uploaded_text(file, data, text)
         row = service.create_draft(
-            session=session, user=user, definition=service.parse(raw, source=_source(file))
+            session=session,
+            user=user,
+            definition=service.parse(raw, source=_source(file), session=session),
         )
     except AppError as exc:
         rows = service.list_versions(session=session, user=user)
@@ -126,7 +129,7 @@ def save_edit(
     """Save the draft; on a problem, the page comes back with the text as typed."""
     row = service.draft_of(session=session, user=user, slug=slug, version=version)
     try:
-        definition = service.parse(text, source=f"{slug} v{version}")
+        definition = service.parse(text, source=f"{slug} v{version}", session=session)
         service.replace_draft(
             session=session, user=user, slug=slug, version=version, definition=definition
         )
@@ -212,6 +215,16 @@ def compare_page(
     new_row = service.get_version(session=session, user=user, slug=slug, version=b)
     old, new = service.definition(old_row), service.definition(new_row)
     changes = compare_versions(old, new)
+    # The crosswalk, when the newer version bridges from the older one (stated, or read
+    # from the keys for a version without one).
+    bridge = None
+    if (
+        new_row.version > old_row.version
+        and bridged_from(new, [s.version for s in siblings if s.version < new_row.version])
+        == old_row.version
+    ):
+        titles = {item.key: item.title for _s, item in old.items()}
+        bridge = [(link, titles.get(link.previous or "")) for link in links(new, old)]
     changed_keys = {c.key for c in changes}
     unchanged = [item for _s, item in new.items() if item.key not in changed_keys]
     return render(
@@ -226,6 +239,8 @@ def compare_page(
             "new": new,
             "changes": changes,
             "unchanged": unchanged,
+            "bridge": bridge,
+            "new_titles": {item.key: item.title for _s, item in new.items()},
         },
     )
 
@@ -298,7 +313,7 @@ _BODY = {
 }
 
 
-async def _definition(request: Request) -> service.RubricDefinition:
+async def _definition(request: Request, session: Session) -> service.RubricDefinition:
     raw = await request.body()
     if len(raw) > MAX_RUBRIC_BYTES:
         raise Invalid(f"A rubric is at most {MAX_RUBRIC_BYTES // 1000} KB; this one is larger.")
@@ -308,7 +323,7 @@ async def _definition(request: Request) -> service.RubricDefinition:
         raise Invalid(f"The body is not UTF-8 text (byte {exc.start}).") from None
     if "\x00" in text:
         raise Invalid("The body contains a NUL character.")
-    return service.parse(text, source="request body")
+    return service.parse(text, source="request body", session=session)
 
 
 def _written(row: RubricVersion, status_code: int = 200) -> Response:
@@ -323,7 +338,7 @@ def _written(row: RubricVersion, status_code: int = 200) -> Response:
 async def api_create_draft(request: Request, user: AdminUser, session: SessionDep) -> Response:
     """A new draft: a new rubric, or the next version of one (YAML or JSON; 422 names each
     problem's field and line; 409 while the rubric already has a draft)."""
-    definition = await _definition(request)
+    definition = await _definition(request, session)
     return _written(service.create_draft(session=session, user=user, definition=definition), 201)
 
 
@@ -334,7 +349,7 @@ async def api_replace_draft(
     request: Request, user: AdminUser, session: SessionDep, slug: str, version: Id
 ) -> Response:
     """A draft's whole content, replaced (409 for a published or retired version)."""
-    definition = await _definition(request)
+    definition = await _definition(request, session)
     row = service.replace_draft(
         session=session, user=user, slug=slug, version=version, definition=definition
     )

@@ -9,7 +9,13 @@ from sqlmodel import Session, col, select
 from app.accounts.models import Role, User
 from app.db import next_seq, utcnow
 from app.errors import Conflict, Invalid, NotFound
-from app.rubrics.loader import RubricDefinition, RubricError, validate_text
+from app.rubrics.loader import (
+    Crosswalk,
+    CrosswalkItem,
+    RubricDefinition,
+    RubricError,
+    validate_text,
+)
 from app.rubrics.models import RubricAction, RubricEvent, RubricStatus, RubricVersion
 
 
@@ -64,19 +70,47 @@ def offered_versions(*, session: Session) -> list[RubricVersion]:
     return list(session.exec(stmt))
 
 
+def earlier_versions(*, session: Session, row: RubricVersion) -> dict[int, RubricVersion]:
+    """The published and retired versions of the same rubric before this one, by number:
+    what its crosswalk can join."""
+    rows = session.exec(
+        select(RubricVersion).where(
+            RubricVersion.slug == row.slug,
+            RubricVersion.version < row.version,
+            RubricVersion.status != RubricStatus.draft,
+        )
+    )
+    return {r.version: r for r in rows}
+
+
 # --- making and changing versions in the app --------------------------------------------------
 
 
-def parse(raw: str, *, source: str) -> RubricDefinition:
+def parse(raw: str, *, source: str, session: Session | None = None) -> RubricDefinition:
     """A rubric in the YAML format (JSON is YAML too), checked by the same validator as the
-    shipped files; every problem names its field and line (Invalid, with `details`)."""
-    definition, errors = validate_text(raw, display=source)
-    if definition is None:
+    shipped files; every problem names its field and line (Invalid, with `details`). With a
+    session, a crosswalk is checked against the version it bridges from."""
+
+    def earlier(slug: str, version: int) -> RubricDefinition | None:
+        assert session is not None
+        row = session.exec(
+            select(RubricVersion).where(
+                RubricVersion.slug == slug,
+                RubricVersion.version == version,
+                RubricVersion.status != RubricStatus.draft,
+            )
+        ).first()
+        return definition(row) if row is not None else None
+
+    parsed, errors = validate_text(
+        raw, display=source, previous=earlier if session is not None else None
+    )
+    if parsed is None:
         raise Invalid(
             f"The rubric has {len(errors)} problem(s): " + "; ".join(str(e) for e in errors[:5]),
             details=[_detail(e) for e in errors],
         )
-    return definition
+    return parsed
 
 
 def _detail(error: RubricError) -> dict[str, Any]:
@@ -148,10 +182,16 @@ def new_version(*, session: Session, user: User, slug: str, version: int) -> Rub
     source = get_version(session=session, user=user, slug=slug, version=version)
     if source.status == RubricStatus.draft:
         raise Conflict(f"{slug} v{version} is itself a draft: change it, or publish it first.")
+    copied = definition(source)
+    # Every item starts as continuing its namesake: the draft's author marks what changes.
+    crosswalk = Crosswalk(
+        from_version=source.version,
+        items=[CrosswalkItem(key=item.key, status="continues") for _s, item in copied.items()],
+    )
     return create_draft(
         session=session,
         user=user,
-        definition=definition(source).model_copy(update={"status": RubricStatus.draft}),
+        definition=copied.model_copy(update={"status": RubricStatus.draft, "crosswalk": crosswalk}),
     )
 
 

@@ -255,6 +255,7 @@ def test_page_counts_rows_before_download(
     "query",
     [
         "dataset=observations_long",
+        "dataset=observations_long&harmonised=1",
         "dataset=observations_wide&rubric=math-talk-community:1",
         "dataset=calibration",
     ],
@@ -296,6 +297,12 @@ def test_every_zip_is_a_valid_frictionless_data_package(
         )
     if "wide" in query:
         assert "questioning__not_observed,boolean," in codebook
+    if "harmonised" in query:
+        assert "harmonised_item_key,string," in codebook
+        header = archive.read(csv_name).decode("utf-8-sig").splitlines()[0]
+        assert header.endswith("harmonised_version,harmonised_item_key,harmonised_value")
+    else:
+        assert "harmonised" not in codebook
 
 
 def test_timed_notes_duration_and_the_local_day_are_exported(
