@@ -5,15 +5,15 @@ import json
 from itertools import groupby
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from app.accounts.deps import AdminUser, CurrentUser
+from app.accounts.deps import AdminUser, CurrentUser, require_roles
 from app.accounts.models import Role, User
 from app.db import Id, SessionDep
-from app.errors import AppError, BadRequest, Invalid, NotFound
-from app.rubrics import service
+from app.errors import AppError, BadRequest, Forbidden, Invalid, NotFound
+from app.rubrics import builder, service
 from app.rubrics.crosswalk import bridged_from, links
 from app.rubrics.loader import compare_versions, to_yaml
 from app.rubrics.models import RubricStatus, RubricVersion
@@ -23,6 +23,11 @@ router = APIRouter()
 
 IMMUTABLE = "private, max-age=31536000, immutable"
 MAX_RUBRIC_BYTES = 1_000_000
+
+
+# Facilitators may draft (make, change, preview, import, a new version); admins also publish
+# and retire.
+Builder = Annotated[User, Depends(require_roles(Role.facilitator, Role.admin))]
 
 
 @router.get("/rubrics", response_class=HTMLResponse)
@@ -48,7 +53,8 @@ def _version_page(
     request: Request, user: User, session: Session, row: RubricVersion, notice: str = ""
 ) -> Response:
     siblings = [r for r in service.list_versions(session=session, user=user) if r.slug == row.slug]
-    history = service.history(session=session, row=row) if user.role == Role.admin else []
+    builds = user.role in (Role.admin, Role.facilitator)
+    history = service.history(session=session, row=row) if builds else []
     return render(
         request,
         "rubrics/version.html",
@@ -81,7 +87,7 @@ def _uploaded_text(upload: UploadFile | None, data: bytes, typed: str) -> str:
 @router.post("/rubrics/import", response_class=HTMLResponse)
 async def import_draft(
     request: Request,
-    user: AdminUser,
+    user: Builder,
     session: SessionDep,
     text: Annotated[str, Form(max_length=MAX_RUBRIC_BYTES)] = "",
     file: Annotated[UploadFile | None, File()] = None,
@@ -110,7 +116,7 @@ def _source(upload: UploadFile | None) -> str:
 
 @router.get("/rubrics/{slug}/versions/{version}/edit", response_class=HTMLResponse)
 def edit_page(
-    request: Request, user: AdminUser, session: SessionDep, slug: str, version: Id
+    request: Request, user: Builder, session: SessionDep, slug: str, version: Id
 ) -> Response:
     """A draft in the YAML format, to change and save."""
     row = service.draft_of(session=session, user=user, slug=slug, version=version)
@@ -120,7 +126,7 @@ def edit_page(
 @router.post("/rubrics/{slug}/versions/{version}/edit", response_class=HTMLResponse)
 def save_edit(
     request: Request,
-    user: AdminUser,
+    user: Builder,
     session: SessionDep,
     slug: str,
     version: Id,
@@ -139,9 +145,148 @@ def save_edit(
     return RedirectResponse(f"/rubrics/{slug}/versions/{version}?saved=1", status_code=303)
 
 
+@router.post("/rubrics/new", response_class=HTMLResponse)
+def new_rubric(
+    request: Request,
+    user: Builder,
+    session: SessionDep,
+    slug: Annotated[str, Form(max_length=200)] = "",
+    title: Annotated[str, Form(max_length=4000)] = "",
+    description: Annotated[str, Form(max_length=4000)] = "",
+    attribution: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    """A new rubric: its name and source; it starts as a draft with one look-for, to build."""
+    content = {
+        "slug": slug.strip(),
+        "version": 1,
+        "title": title,
+        "description": description,
+        "status": "draft",
+        "source": {"attribution": attribution},
+        "sections": [
+            {
+                "key": "section_1",
+                "title": "Section 1",
+                "items": [{"key": "check_1", "kind": "check", "title": "First look-for"}],
+            }
+        ],
+    }
+    fields = {"slug": slug, "title": title, "description": description, "attribution": attribution}
+    try:
+        if service.draft_exists(session=session, slug=slug.strip()) or service.rubric_exists(
+            session=session, slug=slug.strip()
+        ):
+            taken = f"'{slug.strip()}' is already a rubric: make a new version of it from its page."
+            raise Invalid(
+                taken, details=[{"field": "slug", "line": None, "column": None, "message": taken}]
+            )
+        definition = service.parse(to_yaml(content), source="the new rubric")
+        row = service.create_draft(session=session, user=user, definition=definition)
+    except AppError as exc:
+        rows = service.list_versions(session=session, user=user)
+        rubrics = [(s, list(v)) for s, v in groupby(rows, key=lambda r: r.slug)]
+        errors = builder.error_fields(content, exc.details or [])
+        context = {
+            "rubrics": rubrics,
+            "new_problem": exc.message,
+            "new_errors": {k.removeprefix("source."): v for k, v in errors.items()},
+            "new": fields,
+        }
+        return render(request, "rubrics/library.html", context, status_code=exc.status_code)
+    return RedirectResponse(f"/rubrics/{row.slug}/versions/{row.version}/build", status_code=303)
+
+
+@router.get("/rubrics/{slug}/versions/{version}/build", response_class=HTMLResponse)
+def build_page(
+    request: Request, user: Builder, session: SessionDep, slug: str, version: Id
+) -> Response:
+    """The draft as a form: sections, items of every kind, levels, prompts, order, and each
+    item's crosswalk to the version before."""
+    row = service.draft_of(session=session, user=user, slug=slug, version=version)
+    return _builder(request, session, row, dict(row.content))
+
+
+@router.post("/rubrics/{slug}/versions/{version}/build", response_class=HTMLResponse)
+async def build_step(
+    request: Request, user: Builder, session: SessionDep, slug: str, version: Id
+) -> Response:
+    """Save the draft, or take one step (add, remove, move) and show the form again, as typed;
+    on a problem, each message is shown beside its field and nothing typed is lost."""
+    form = await request.form(max_fields=5000)
+    fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    step = next((v for k, v in fields if k == "step"), "save")
+    row = service.draft_of(session=session, user=user, slug=slug, version=version)
+    content = builder.form_to_content([(k, v) for k, v in fields if k != "step"])
+    content.update(slug=row.slug, version=row.version, status="draft")
+    if step != "save":
+        done = builder.apply(content, step)
+        builder.tidy(content)
+        return _builder(request, session, row, content, notice=done, unsaved=True)
+    try:
+        definition = service.parse(to_yaml(content), source=f"{slug} v{version}", session=session)
+        service.replace_draft(
+            session=session, user=user, slug=slug, version=version, definition=definition
+        )
+    except Invalid as exc:
+        return _builder(
+            request,
+            session,
+            row,
+            content,
+            problem=exc.message,
+            errors=exc.details or [],
+            unsaved=True,
+            status_code=422,
+        )
+    return RedirectResponse(f"/rubrics/{slug}/versions/{version}?saved=1", status_code=303)
+
+
+def _builder(
+    request: Request,
+    session: Session,
+    row: RubricVersion,
+    content: dict[str, Any],
+    *,
+    notice: str | None = None,
+    problem: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    unsaved: bool = False,
+    status_code: int = 200,
+) -> Response:
+    by_field = builder.error_fields(content, errors or [])
+    shown = builder.input_names(content)
+    elsewhere = [
+        {"field": f, "message": m} for f, msgs in by_field.items() if f not in shown for m in msgs
+    ]
+    crosswalk = content.get("crosswalk")
+    earlier = service.earlier_versions(session=session, row=row)
+    from_version = crosswalk.get("from_version") if isinstance(crosswalk, dict) else None
+    previous = earlier.get(from_version) if isinstance(from_version, int) else None
+    return render(
+        request,
+        "rubrics/builder.html",
+        {
+            "row": row,
+            "c": content,
+            "cw": builder.crosswalk_of(content) if isinstance(crosswalk, dict) else None,
+            "previous_keys": [i.key for _s, i in service.definition(previous).items()]
+            if previous is not None
+            else [],
+            "errs": by_field,
+            "elsewhere": elsewhere,
+            "notice": notice,
+            "problem": problem,
+            "unsaved": unsaved,
+            "kinds": builder.KINDS,
+            "kind_names": builder.KIND_NAMES,
+        },
+        status_code=status_code,
+    )
+
+
 @router.get("/rubrics/{slug}/versions/{version}/preview", response_class=HTMLResponse)
 def preview_page(
-    request: Request, user: AdminUser, session: SessionDep, slug: str, version: Id
+    request: Request, user: Builder, session: SessionDep, slug: str, version: Id
 ) -> Response:
     """The version as observers will see it: the real capture page, nothing saved."""
     row = service.get_version(session=session, user=user, slug=slug, version=version)
@@ -165,11 +310,12 @@ def preview_page(
 
 @router.get("/rubrics/{slug}/versions/{version}/{step}", response_class=HTMLResponse)
 def confirm_page(
-    request: Request, user: AdminUser, session: SessionDep, slug: str, version: Id, step: str
+    request: Request, user: Builder, session: SessionDep, slug: str, version: Id, step: str
 ) -> Response:
     """Publish or retire, after saying what it changes."""
     if step not in ("publish", "retire"):
         raise NotFound("There is no such page.")
+    _admin_step(user, step)
     row = service.get_version(session=session, user=user, slug=slug, version=version)
     items = sum(1 for _ in service.definition(row).items())
     return render(request, "rubrics/confirm.html", {"row": row, "step": step, "items": items})
@@ -177,9 +323,10 @@ def confirm_page(
 
 @router.post("/rubrics/{slug}/versions/{version}/{step}", response_class=HTMLResponse)
 def take_step(
-    request: Request, user: AdminUser, session: SessionDep, slug: str, version: Id, step: str
+    request: Request, user: Builder, session: SessionDep, slug: str, version: Id, step: str
 ) -> Response:
     """Publish, retire, or make a new version (the same service steps as the API)."""
+    _admin_step(user, step)
     if step == "publish":
         row = service.publish(session=session, user=user, slug=slug, version=version)
         note = (
@@ -194,6 +341,13 @@ def take_step(
     else:
         raise NotFound("There is no such page.")
     return _version_page(request, user, session, row, notice=note)
+
+
+def _admin_step(user: User, step: str) -> None:
+    if step in ("publish", "retire") and user.role != Role.admin:
+        raise Forbidden(
+            "Facilitators draft rubric versions; publishing and retiring are for district admins."
+        )
 
 
 @router.get("/rubrics/{slug}/compare", response_class=HTMLResponse)
@@ -335,7 +489,7 @@ def _written(row: RubricVersion, status_code: int = 200) -> Response:
 @router.post(
     "/api/rubrics/drafts", tags=["rubrics"], status_code=201, openapi_extra={"requestBody": _BODY}
 )
-async def api_create_draft(request: Request, user: AdminUser, session: SessionDep) -> Response:
+async def api_create_draft(request: Request, user: Builder, session: SessionDep) -> Response:
     """A new draft: a new rubric, or the next version of one (YAML or JSON; 422 names each
     problem's field and line; 409 while the rubric already has a draft)."""
     definition = await _definition(request, session)
@@ -346,7 +500,7 @@ async def api_create_draft(request: Request, user: AdminUser, session: SessionDe
     "/api/rubrics/{slug}/versions/{version}", tags=["rubrics"], openapi_extra={"requestBody": _BODY}
 )
 async def api_replace_draft(
-    request: Request, user: AdminUser, session: SessionDep, slug: str, version: Id
+    request: Request, user: Builder, session: SessionDep, slug: str, version: Id
 ) -> Response:
     """A draft's whole content, replaced (409 for a published or retired version)."""
     definition = await _definition(request, session)
@@ -371,14 +525,14 @@ def api_retire(user: AdminUser, session: SessionDep, slug: str, version: Id) -> 
 @router.post(
     "/api/rubrics/{slug}/versions/{version}/new-version", tags=["rubrics"], status_code=201
 )
-def api_new_version(user: AdminUser, session: SessionDep, slug: str, version: Id) -> Response:
+def api_new_version(user: Builder, session: SessionDep, slug: str, version: Id) -> Response:
     """A draft copy of a published or retired version, as the rubric's next version."""
     row = service.new_version(session=session, user=user, slug=slug, version=version)
     return _written(row, 201)
 
 
 @router.get("/api/rubrics/{slug}/versions/{version}/history", tags=["rubrics"])
-def api_history(user: AdminUser, session: SessionDep, slug: str, version: Id) -> Response:
+def api_history(user: Builder, session: SessionDep, slug: str, version: Id) -> Response:
     """Who created, changed, published and retired this version, and when."""
     row = service.get_version(session=session, user=user, slug=slug, version=version)
     events = [

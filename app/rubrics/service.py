@@ -20,7 +20,7 @@ from app.rubrics.models import RubricAction, RubricEvent, RubricStatus, RubricVe
 
 
 def _visible(user: User) -> set[RubricStatus]:
-    if user.role == Role.admin:
+    if user.role in (Role.admin, Role.facilitator):  # those who draft see drafts
         return set(RubricStatus)
     return {RubricStatus.published, RubricStatus.retired}
 
@@ -132,6 +132,18 @@ def _next_version(session: Session, slug: str) -> int:
         select(func.max(RubricVersion.version)).where(RubricVersion.slug == slug)
     ).one()
     return int(latest or 0) + 1
+
+
+def draft_exists(*, session: Session, slug: str) -> bool:
+    """Whether the rubric has an open draft."""
+    return _open_draft(session, slug) is not None
+
+
+def rubric_exists(*, session: Session, slug: str) -> bool:
+    """Whether any version of this rubric exists."""
+    return (
+        session.exec(select(RubricVersion.id).where(RubricVersion.slug == slug)).first() is not None
+    )
 
 
 def _open_draft(session: Session, slug: str) -> RubricVersion | None:

@@ -411,6 +411,8 @@ class SeleniumTab(Tab):
 
     def fill(self, css: str, text: str) -> None:
         element = self._element(css)
+        # WebKitWebDriver finds a field below the fold "not interactable": bring it up first.
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
         if "\n" in text:  # WebKitWebDriver types no line breaks: paste it, as a person would
             self.driver.execute_script(
                 "arguments[0].value = arguments[1];"

@@ -10,8 +10,10 @@ Each checks what arrived in the server's database itself: nothing lost, nothing 
 import uuid
 
 import pytest
+import yaml
 
 from app.demo import DEMO_PASSWORD
+from app.rubrics.loader import RubricDefinition
 from tests.browser.devices import Device, FaultProxy, Tab
 from tests.browser.helpers import LiveServer
 
@@ -500,9 +502,52 @@ def test_a_rubric_built_in_the_app_is_published_and_used_offline_once(
     slug = f"three-item-{device.engine}"  # one server for both engines: a rubric each
     sign_in(tab, network, "admin@demo.walkthrough.test")
     tab.goto(network.url + "/rubrics")
-    tab.fill("#rubric-text", THREE_ITEMS.replace("slug: three-item", f"slug: {slug}"))
-    tab.tap_button("Import as a draft")
-    tab.wait_for_url(f"/rubrics/{slug}/versions/1")
+    # The structured builder: a new rubric, then its three items in the form, step by step.
+    expected = yaml.safe_load(THREE_ITEMS)
+    tab.fill("#new-slug", slug)
+    tab.fill("#new-title", expected["title"])
+    tab.fill("#new-description", expected["description"])
+    tab.fill("#new-attribution", expected["source"]["attribution"])
+    tab.tap_button("Start the draft")
+    tab.wait_for_url(f"/rubrics/{slug}/versions/1/build")
+
+    def field(name: str, text: str) -> None:
+        tab.fill(f"[id='{name}']", text)
+
+    item = "sections[0].items[{}]"
+    field("sections[0].title", "Talk")
+    field("sections[0].key", "talk")
+    field(item.format(0) + ".title", "Students talk with a partner")
+    field(item.format(0) + ".key", "partners")
+    tab.tap_button("Add a scale")
+    tab.expect_text("[data-step-notice]", "Added a scale")
+    field(item.format(1) + ".title", "Reasoning heard")
+    field(item.format(1) + ".key", "reasoning")
+    tab.tap_button("Add a level")
+    tab.expect_text("[data-step-notice]", "Added a level")
+    scale = expected["sections"][0]["items"][1]
+    for k, level in enumerate(scale["levels"]):
+        field(f"{item.format(1)}.levels[{k}].label", level["label"])
+        field(f"{item.format(1)}.levels[{k}].descriptor", level["descriptor"])
+    tab.tap_button("Add a tally")
+    tab.expect_text("[data-step-notice]", "Added a tally")
+    field(item.format(2) + ".title", "Student questions")
+    field(item.format(2) + ".key", "questions")
+    assert (
+        tab.value(f"[id='{item.format(1)}.levels[2].descriptor']") == "Most students explain why."
+    )
+    tab.screenshot(f"builder-form-{device.engine}")  # at iPad size, 820 x 1180
+    tab.tap_button("Save the draft")
+    tab.wait_for_url(f"/rubrics/{slug}/versions/1?saved=1")
+    tab.expect_text("[data-notice]", "Saved the draft.")
+    # What the form made is the rubric as written in the YAML format, hash for hash.
+    made = live_server.text(
+        "SELECT content_hash FROM rubric_version WHERE slug = :s AND version = 1", s=slug
+    )
+    written = RubricDefinition.model_validate(
+        {**expected, "slug": slug, "sections": [{**expected["sections"][0]}]}
+    )
+    assert made == written.content_hash()
     tab.tap_link("Preview as observers see it")
     tab.wait_for_url("/preview")
     tab.expect_text("[data-preview]", "Preview of Three-Item Look-Fors v1 (a draft)")

@@ -243,9 +243,21 @@ ROUTES = [
 ]
 
 
+# What a facilitator gets: they draft (the draft exists already: 409 for a second one, and
+# for a new version of a draft), but publishing and retiring are for admins.
+FACILITATOR = {
+    "/api/rubrics/drafts": 409,
+    "/api/rubrics/builder-demo/versions/1": 200,
+    "/api/rubrics/builder-demo/versions/1/publish": 403,
+    "/api/rubrics/builder-demo/versions/1/retire": 403,
+    "/api/rubrics/builder-demo/versions/1/new-version": 409,
+    "/api/rubrics/builder-demo/versions/1/history": 200,
+}
+
+
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 @pytest.mark.parametrize("role", [None, "observer", "principal", "facilitator"])
-def test_only_admins_build_rubrics(
+def test_only_admins_and_facilitators_build_rubrics_and_only_admins_publish(
     app: FastAPI,
     client: TestClient,
     world: World,
@@ -264,8 +276,12 @@ def test_only_admins_build_rubrics(
     # No one signed in: a read asks to sign in; a write is refused before anything else
     # (no session, so no CSRF token).
     expected = 403 if role is not None or method != "get" else 401
+    if role == "facilitator":
+        expected = FACILITATOR[path]
     assert answer.status_code == expected, answer.text
-    assert admin.get("/api/rubrics/builder-demo/versions/1").json()["title"] == "Demo rubric"
+    listed = admin.get("/api/rubrics").json()
+    rows = listed["rubrics"] if isinstance(listed, dict) else listed
+    assert [r["status"] for r in rows if r["slug"] == "builder-demo"] == ["draft"]
 
 
 def test_a_signed_in_admin_needs_the_csrf_token(client: TestClient, world: World) -> None:

@@ -41,8 +41,8 @@ def test_every_role_sees_the_library_and_a_version(
     assert "Hufferd-Ackles" in page.text
 
 
-@pytest.mark.parametrize("role", ["observer", "principal", "facilitator"])
-def test_non_admins_never_see_drafts(
+@pytest.mark.parametrize("role", ["observer", "principal"])
+def test_observers_and_principals_never_see_drafts(
     client: TestClient, world: World, with_draft: None, role: str
 ) -> None:
     login(client, getattr(world, role))
@@ -60,7 +60,7 @@ def test_admin_sees_drafts_marked_as_such(
     assert "Demo rubric" in client.get("/rubrics").text
     page = client.get("/rubrics/demo/versions/1")
     assert page.status_code == 200
-    assert "Draft: only admins see this version" in page.text
+    assert "Draft: only admins and facilitators see this version" in page.text
     api = client.get("/api/rubrics/demo/versions/1")
     assert api.headers["cache-control"] == "private, no-cache"
 
@@ -146,3 +146,13 @@ def test_compare_with_a_single_version_explains_why_not(client: TestClient, worl
     response = client.get("/rubrics/math-talk-community/compare")
     assert response.status_code == 400
     assert "fewer than two versions" in response.text
+
+
+def test_facilitators_see_drafts_they_may_work_on(
+    client: TestClient, world: World, with_draft: None
+) -> None:
+    login(client, world.facilitator)
+    assert "Demo rubric" in client.get("/rubrics").text
+    assert client.get("/rubrics/demo/versions/1").status_code == 200
+    slugs = {r["slug"] for r in client.get("/api/rubrics").json()["rubrics"]}
+    assert "demo" in slugs
