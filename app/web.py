@@ -50,11 +50,15 @@ async def reject_nul_text(request: Request) -> None:
     ):
         with contextlib.suppress(RuntimeError):  # FastAPI may have read it as a form
             await request.body()  # kept, so a route that reads the raw body still can
-        form = await request.form()
+        form = await request.form(max_fields=MAX_FORM_FIELDS)
         for key, value in form.multi_items():
             if "\x00" in key or (isinstance(value, str) and "\x00" in value):
                 raise NulInText("A form field contains a NUL character.")
 
+
+# The most fields a form may have (the first reader of a form sets it for every later one):
+# the rubric builder sends about four per level of every scale item.
+MAX_FORM_FIELDS = 5000
 
 HTMX_FILE = "vendor/htmx-2.0.11.min.js"
 # Vendored by scripts/vendor-swagger-ui into app/static/vendor/ (version in the file names).

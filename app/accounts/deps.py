@@ -18,7 +18,7 @@ from app.accounts.models import Role, User, UserSession
 from app.db import WRITE_METHODS, ReadSessionDep, SessionDep, utcnow, write_turn_if_free
 from app.errors import Forbidden, NotAuthenticated
 from app.security import CSRF_EXEMPT_PATHS, CSRF_FIELD, CSRF_HEADER, UNSAFE_METHODS, session_key
-from app.web import csrf_token
+from app.web import MAX_FORM_FIELDS, csrf_token
 
 
 def start_session(request: Request, session: Session, user: User) -> None:
@@ -70,7 +70,7 @@ async def verify_csrf(request: Request) -> None:
     if sent is None:
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-            form = await request.form()
+            form = await request.form(max_fields=MAX_FORM_FIELDS)
             value = form.get(CSRF_FIELD)
             sent = value if isinstance(value, str) else None
     if not expected or not sent or not hmac.compare_digest(str(expected), sent):

@@ -21,7 +21,7 @@ from app.db import SessionDep, district_timezone, parse_day, parse_id, utcnow
 from app.exports.csv import CsvWriter
 from app.rubrics import service as rubrics
 from app.rubrics.crosswalk import origin
-from app.rubrics.models import RubricVersion
+from app.rubrics.models import RubricStatus, RubricVersion
 from app.web import render
 
 router = APIRouter()
@@ -45,7 +45,11 @@ class Query:
 def _read(request: Request, session: Session, user: User, *, default_by: str) -> Query:
     params = {k: v[:200] for k, v in request.query_params.items()}
     notes: dict[str, str] = {}
-    versions = rubrics.list_versions(session=session, user=user)
+    versions = [
+        v
+        for v in rubrics.list_versions(session=session, user=user)
+        if v.status != RubricStatus.draft  # drafts have no visits (facilitators see them)
+    ]
     wanted = parse_id(params.get("rubric_version_id", ""))
     chosen = next((v for v in versions if v.id == wanted), None)
     if chosen is None:

@@ -721,10 +721,11 @@ def trends(dashboard: Dashboard) -> dict[str, list[TrendPoint]]:
             value = cell.headline(figures_.item.kind) if cell else None
             change = value - previous if value is not None and previous is not None else None
             label = group.label if group else _fallback_label(dashboard.by, period)
-            visits = group.visits if group else 0
-            points.append(
-                TrendPoint(period, label, visits, value, change, bool(group and group.small))
-            )
+            # The item's own visits: across versions, an item new in the latest one rests on
+            # fewer visits than the period's total.
+            visits = cell.visits if cell else 0
+            small = bool(cell) and visits < dashboard.small_below
+            points.append(TrendPoint(period, label, visits, value, change, small))
             previous = value
         out[figures_.item.key] = points
     return out

@@ -427,7 +427,8 @@ def harmony(engine: Engine, versions: list[RubricVersion]) -> Harmony:
         }
         for key, trace in lineage(target, earlier).items():
             for step in trace:
-                maps.setdefault(own[step.version][0], {})[step.key] = (key, step.levels)
+                # Two items continuing one earlier item: its rows go to the first of them.
+                maps.setdefault(own[step.version][0], {}).setdefault(step.key, (key, step.levels))
         for rv_id, _content in own.values():
             out[rv_id] = (latest, maps.get(rv_id, {}))
     return out

@@ -21,7 +21,10 @@ _TOP = {"title", "description", "source", "sections", "crosswalk"}
 
 
 def _path(name: str) -> list[str | int] | None:
-    """`sections[0].items[1].title` as ["sections", 0, "items", 1, "title"]."""
+    """`sections[0].items[1].title` as ["sections", 0, "items", 1, "title"]; None for a name
+    that is not such a path (or deeper than any field of the format)."""
+    if len(name) > 200:
+        return None
     parts: list[str | int] = []
     for segment in name.split("."):
         pos = 0
@@ -32,7 +35,7 @@ def _path(name: str) -> list[str | int] | None:
             pos = match.end()
         if pos != len(segment) or not segment:
             return None
-    return parts
+    return parts if len(parts) <= 8 else None
 
 
 def _put(root: dict[str, Any], path: list[str | int], value: str) -> None:
@@ -63,9 +66,52 @@ def form_to_content(fields: list[tuple[str, str]]) -> dict[str, Any]:
         if path is None or not path or path[0] not in _TOP:
             continue  # the CSRF token, the step, anything else
         _put(root, path, value)  # a later field of the same name wins (checkbox after hidden)
-    content = _listed(root)
+    content = _shaped(_listed(root))
     _typed(content)
     return _with_crosswalk(content)
+
+
+_ITEM_FIELDS = {
+    "key", "kind", "title", "prompt", "evidence", "allow_not_observed", "max",
+    "cw_status", "cw_previous", "cw_levels",
+}  # fmt: skip
+
+
+def _texts(node: Any, names: set[str] | None = None) -> dict[str, str]:
+    """The text fields of a mapping (all of them, or those named)."""
+    if not isinstance(node, dict):
+        return {}
+    return {k: v for k, v in node.items() if isinstance(v, str) and (names is None or k in names)}
+
+
+def _dicts(node: Any) -> list[dict[str, Any]]:
+    return [n for n in node if isinstance(n, dict)] if isinstance(node, list) else []
+
+
+def _shaped(data: Any) -> dict[str, Any]:
+    """The document in the shape the format has, whatever names a hand-made form used: a
+    mapping of text fields, `source` and `crosswalk` mappings, lists of sections, items and
+    levels; anything else is left out (and so reported missing by the validator)."""
+    data = data if isinstance(data, dict) else {}
+    out: dict[str, Any] = _texts(data, {"title", "description"})
+    out["source"] = _texts(data.get("source"), {"attribution", "citation", "url"})
+    crosswalk = _texts(data.get("crosswalk"), {"from_version"})
+    if crosswalk:
+        out["crosswalk"] = crosswalk
+    sections = []
+    for section in _dicts(data.get("sections")):
+        items = []
+        for item in _dicts(section.get("items")):
+            shaped: dict[str, Any] = _texts(item, _ITEM_FIELDS)
+            if item.get("kind") == "scale" or "levels" in item:
+                shaped["levels"] = [
+                    _texts(level, {"value", "label", "descriptor"})
+                    for level in _dicts(item.get("levels"))
+                ]
+            items.append(shaped)
+        sections.append({**_texts(section, {"key", "title", "description"}), "items": items})
+    out["sections"] = sections
+    return out
 
 
 def _typed(node: Any) -> None:
@@ -199,11 +245,15 @@ def _keys(content: dict[str, Any]) -> set[str]:
 def apply(content: dict[str, Any], step: str) -> str | None:
     """Do one step of the editor to the content in place; None when it is not a step (the
     form was changed by hand), else what was done, for the page to say."""
-    parts = step.split(":")
+    parts = step[:100].split(":")
     sections: list[dict[str, Any]] = content.setdefault("sections", [])
 
+    def index(text: str) -> int | None:
+        return int(text) if re.fullmatch(r"[0-9]{1,4}", text) else None
+
     def section_at(text: str) -> dict[str, Any] | None:
-        return sections[int(text)] if text.isdigit() and int(text) < len(sections) else None
+        s = index(text)
+        return sections[s] if s is not None and s < len(sections) else None
 
     def items_of(section: dict[str, Any]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = section.setdefault("items", [])
@@ -246,9 +296,10 @@ def apply(content: dict[str, Any], step: str) -> str | None:
     if len(parts) >= 3 and action in ("up", "down", "remove", "add-level", "remove-level"):
         section = section_at(parts[1])
         items = items_of(section) if section is not None else []
-        if not parts[2].isdigit() or int(parts[2]) >= len(items):
+        found = index(parts[2])
+        if section is None or found is None or found >= len(items):
             return None
-        s, i = int(parts[1]), int(parts[2])
+        s, i = int(parts[1]), found
         if action == "remove":
             if len(items) == 1:
                 return "A section keeps at least one item: remove the section instead."
@@ -262,8 +313,9 @@ def apply(content: dict[str, Any], step: str) -> str | None:
             values: list[int] = [v for lv in levels if isinstance(v := lv.get("value"), int)]
             levels.append({"value": max(values, default=0) + 1, "label": "", "descriptor": ""})
             return "Added a level at the top of the scale."
-        if len(parts) == 4 and parts[3].isdigit() and int(parts[3]) < len(levels):
-            levels.pop(int(parts[3]))
+        k = index(parts[3]) if len(parts) == 4 else None
+        if k is not None and k < len(levels):
+            levels.pop(k)
             return "Removed the level."
     return None
 

@@ -42,7 +42,7 @@ class _Strict(BaseModel):
 class Level(_Strict):
     """One level of a scale item."""
 
-    value: int
+    value: int = Field(ge=-1_000_000, le=1_000_000)
     label: Text
     descriptor: Text
 
@@ -66,7 +66,7 @@ class CountItem(ItemBase):
     """A tally, optionally capped."""
 
     kind: Literal["count"]
-    max: int | None = Field(default=None, ge=1)
+    max: int | None = Field(default=None, ge=1, le=1_000_000_000)
 
 
 class CheckItem(ItemBase):
@@ -111,14 +111,14 @@ class CrosswalkItem(_Strict):
     key: Key
     status: Literal["continues", "changed", "new"]
     previous: Key | None = None
-    levels: dict[int, int] | None = None
+    levels: dict[Annotated[int, Field(ge=-1_000_000, le=1_000_000)], int] | None = None
 
 
 class Crosswalk(_Strict):
     """The bridge from an earlier version (`from_version`): what keeps a district's time
     series across a new version. Items it does not list are new."""
 
-    from_version: int = Field(ge=1)
+    from_version: int = Field(ge=1, le=1_000_000)
     items: list[CrosswalkItem] = Field(default_factory=list)
 
     def of(self, key: str) -> CrosswalkItem | None:
@@ -133,7 +133,7 @@ class RubricDefinition(_Strict):
     """One version of a rubric, as written in app/rubrics/<slug>/v<N>.yaml."""
 
     slug: Slug
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=1_000_000)
     title: Text
     description: Text
     status: RubricStatus

@@ -17,7 +17,7 @@ from app.rubrics import builder, service
 from app.rubrics.crosswalk import bridged_from, links
 from app.rubrics.loader import compare_versions, to_yaml
 from app.rubrics.models import RubricStatus, RubricVersion
-from app.web import render
+from app.web import MAX_FORM_FIELDS, render
 
 router = APIRouter()
 
@@ -212,7 +212,7 @@ async def build_step(
 ) -> Response:
     """Save the draft, or take one step (add, remove, move) and show the form again, as typed;
     on a problem, each message is shown beside its field and nothing typed is lost."""
-    form = await request.form(max_fields=5000)
+    form = await request.form(max_fields=MAX_FORM_FIELDS)
     fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     step = next((v for k, v in fields if k == "step"), "save")
     row = service.draft_of(session=session, user=user, slug=slug, version=version)

@@ -171,6 +171,17 @@ def test_a_crosswalk_is_checked_against_the_version_it_bridges_from(admin: TestC
         assert all(line is not None and line > crosswalk_starts for _f, line, _m in found), found
 
 
+def test_numbers_beyond_any_version_or_level_are_refused_not_crashed(admin: TestClient) -> None:
+    _publish(admin, V1)
+    for body in (
+        _v2(CROSSWALK).replace("from_version: 1", "from_version: 9223372036854775808"),
+        _v2(CROSSWALK).replace("{1: 1, 2: 2, 3: 3, 4: 3}", "{1: 1, 99999999999999999999: 2}"),
+        _v2(CROSSWALK).replace("value: 1, label: None", "value: 99999999999999999999, label: N"),
+        _v2(CROSSWALK).replace("        max: 20", "        max: 99999999999999999999"),
+    ):
+        assert _problems(admin, body), body
+
+
 def test_a_new_version_starts_with_every_item_continuing(admin: TestClient) -> None:
     _publish(admin, V1)
     draft = admin.post("/api/rubrics/cw-demo/versions/1/new-version")
@@ -310,6 +321,12 @@ def test_trends_join_earlier_versions_through_the_crosswalk(
     assert _trend(page, "reasoning") == {"2026-09-01": "—", "2026-10-01": "100%"}
     assert "Changed in v2: not comparable" in page
     assert "Continues v1 &#39;goal_posted&#39;: earlier visits are joined." in page
+    # Each item's n is its own: the new item rests on October's one visit, marked small.
+    section = page.split('data-trend="reasoning"', 1)[1].split("</section>", 1)[0]
+    october = section.split('data-period="2026-10-01"', 1)[1].split("</tr>", 1)[0]
+    assert 'data-measure="visits">1<' in october and "small" in october
+    talk = page.split('data-trend="talk"', 1)[1].split("</section>", 1)[0]
+    assert 'data-period="2026-09-01" class="small-group" data-small><th scope="row">' in talk
     alone = client.get(f"/dashboard/trends?rubric_version_id={v2_id}&by=month&across=0").text
     assert 'data-across="alone"' in alone
     assert _trend(alone, "talk") == {"2026-10-01": "1.00"}

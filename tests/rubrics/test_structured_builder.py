@@ -269,3 +269,71 @@ def test_a_new_versions_crosswalk_is_edited_beside_each_item(
     content = client.get("/api/rubrics/math-talk-community/versions/2").json()
     statuses = [e["status"] for e in content["crosswalk"]["items"]]
     assert statuses[0] == "changed" and set(statuses[1:]) == {"continues"}
+
+
+HOSTILE = [
+    ({"sections": "foo"}, "save"),
+    ({"sections.foo": "x"}, "save"),
+    ({"sections[1]": "x"}, "save"),
+    ({"sections[1]": "x"}, "add-section"),
+    ({"crosswalk": "x"}, "save"),
+    (
+        {
+            "sections[0].items[0].key.a": "1",
+            "sections[0].items[0].cw_status": "new",
+            "crosswalk.from_version": "1",
+        },
+        "save",
+    ),
+    ({"sections[0].items[0].key[0]": "x"}, "save"),
+    ({"sections[0].items": "x"}, "add-item:0:check"),
+    ({"sections[0].items[1]": "x"}, "save"),
+    ({"sections[0].items[1]": "x"}, "up:0:1"),
+    ({"sections[0].items[0].levels": "x"}, "add-level:0:0"),
+    ({"sections[0].items[0].levels[0]": "x"}, "add-level:0:0"),
+    ({"source": "x"}, "save"),
+    ({}, "up-section:²"),
+    ({}, "up:0:²"),
+    ({}, "up-section:" + "9" * 5000),
+    ({}, "remove-level:0:0:" + "9" * 5000),
+    ({"source" + ".a" * 3000: "x"}, "save"),
+    ({"crosswalk.from_version": "99999999999999999999"}, "save"),
+    (
+        {"sections[0].items[0].kind": "scale", "sections[0].items[0].levels[0].value": "9" * 30},
+        "save",
+    ),
+    ({"sections[0].items[0].kind": "count", "sections[0].items[0].max": "9" * 30}, "save"),
+]
+
+
+@pytest.mark.parametrize(("extra", "step"), HOSTILE)
+def test_a_hand_made_build_form_never_breaks_the_server(
+    client: TestClient, world: World, extra: dict[str, str], step: str
+) -> None:
+    csrf = login(client, world.admin)
+    page = start(client, csrf)
+    fields = [*fields_of(page), *extra.items(), ("step", step)]
+    answer = client.post(BUILD, data=form(fields))
+    assert answer.status_code in (200, 303, 400, 422), answer.text[:300]
+    if answer.status_code in (200, 422):
+        assert "<form" in answer.text  # the form comes back, never an error page
+
+
+def test_a_large_rubric_fits_in_one_form(client: TestClient, world: World) -> None:
+    """About four fields per level: 60 scale items of 5 levels is some 1,500 fields."""
+    csrf = login(client, world.admin)
+    page = start(client, csrf)
+    fields = [(k, v) for k, v in fields_of(page) if not k.startswith("sections[")]
+    fields += [("sections[0].key", "main"), ("sections[0].title", "Main")]
+    for i in range(60):
+        at = f"sections[0].items[{i}]"
+        fields += [(f"{at}.kind", "scale"), (f"{at}.key", f"item_{i}"), (f"{at}.title", "T")]
+        for k in range(5):
+            fields += [
+                (f"{at}.levels[{k}].value", str(k + 1)),
+                (f"{at}.levels[{k}].label", f"L{k}"),
+                (f"{at}.levels[{k}].descriptor", "D"),
+            ]
+    assert len(fields) > 1000
+    answer = client.post(BUILD, data=form([*fields, ("step", "save")]))
+    assert answer.status_code == 303, answer.text[:500]
