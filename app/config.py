@@ -54,6 +54,29 @@ class Settings(BaseSettings):
     # bootstrap interval (Krippendorff: .800), and the band for tentative conclusions (.667).
     reliability_minimum: float = Field(default=0.800, ge=0, le=1)
     reliability_tentative: float = Field(default=0.667, ge=0, le=1)
+    # Feedback to teachers: how long a shared link works; whether a share includes the levels,
+    # look-fors and tallies unless the observer says otherwise (walk-throughs are often
+    # non-evaluative); the prompts of the teacher's reflection ("|" between prompts); after how
+    # many days a link nobody opened is listed on the principal's start page; whether exports
+    # carry the text of teachers' reflections (their times always).
+    feedback_link_days: int = Field(default=30, ge=1, le=365)
+    feedback_scores_default: bool = False
+    feedback_reflection_prompts: str = (
+        "What in this feedback matches what you noticed in the lesson?"
+        "|What will you try next, and how will you know it worked?"
+    )
+    feedback_unopened_days: int = Field(default=7, ge=1, le=90)
+    export_reflections: bool = False
+    # E-mail for feedback links. No host: nothing is e-mailed, the observer copies the link.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "walkthrough@localhost"
+    # The address people reach this server at, for links in e-mail (default: the address of
+    # the request that shared it).
+    public_url: str | None = None
     # Addresses of the reverse proxies / load balancers whose X-Forwarded-For and
     # X-Forwarded-Proto are believed (comma-separated IPs or CIDR ranges). Never "*": any
     # client could then choose the address that sign-in throttling counts.

@@ -1,5 +1,7 @@
 """create_app(): settings, database, middleware, routers, static files and error handlers."""
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -21,6 +23,8 @@ from app.calibration.routes import router as calibration_router
 from app.config import Settings, get_settings
 from app.db import make_engine, set_district_timezone
 from app.exports.routes import router as exports_router
+from app.feedback.mail import sender_loop
+from app.feedback.routes import router as feedback_router
 from app.observations.routes import router as observations_router
 from app.rubrics.loader import RubricProblems, sync_rubrics
 from app.rubrics.routes import router as rubrics_router
@@ -90,7 +94,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Everything built at start-up lives as long as the process: keep it out of the cyclic
     # garbage collector's full passes, which otherwise stall busy requests (sync batches).
     gc.freeze()
-    yield
+    # The e-mail outbox, sent in the background when a mail server is configured.
+    sender = None
+    if app.state.settings.smtp_host:
+        sender = asyncio.create_task(
+            sender_loop(app.state.engine, app.state.settings, app.state.mail_wake)
+        )
+    try:
+        yield
+    finally:
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
 
 
 def _document_push_items(app: FastAPI) -> None:
@@ -125,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = make_engine(settings.database_url)
     set_district_timezone(app.state.engine, settings.timezone)
     app.state.build_id = settings.build_id or compute_build_id()
+    app.state.mail_wake = asyncio.Event()  # set after a share with e-mail commits
 
     # Pages and API answers are compressed; streamed exports and zips are not: compressing a
     # large download costs the server more CPU than it saves on a district network.
@@ -153,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sync_router)
     app.include_router(calibration_router)
     app.include_router(exports_router)
+    app.include_router(feedback_router)
     _document_push_items(app)
 
     @app.get("/api/docs", include_in_schema=False)

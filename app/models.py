@@ -4,6 +4,7 @@ from app.accounts.models import ApiToken, LoginFailure, School, Teacher, User, U
 from app.analytics.models import ObservationItem, ObservationItemSum
 from app.calibration.models import CalibrationSession, MasterScore, Rater, Rating, Stimulus
 from app.exports.models import ExportLog
+from app.feedback.models import FeedbackEvent, FeedbackShare, MailMessage
 from app.observations.models import Observation, ObservationConflict, ObservationRevision
 from app.rubrics.models import RubricVersion
 from app.sync.models import ChangeCounter
@@ -13,7 +14,10 @@ __all__ = [
     "CalibrationSession",
     "ChangeCounter",
     "ExportLog",
+    "FeedbackEvent",
+    "FeedbackShare",
     "LoginFailure",
+    "MailMessage",
     "MasterScore",
     "Observation",
     "ObservationConflict",

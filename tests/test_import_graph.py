@@ -6,7 +6,16 @@ from pathlib import Path
 
 APP = Path(__file__).resolve().parent.parent / "app"
 CORE = {"app.config", "app.db", "app.errors", "app.web", "app.security", "app.charts"}
-DOMAINS = ("accounts", "analytics", "calibration", "exports", "observations", "rubrics", "sync")
+DOMAINS = (
+    "accounts",
+    "analytics",
+    "calibration",
+    "exports",
+    "feedback",
+    "observations",
+    "rubrics",
+    "sync",
+)
 
 
 def _module_name(path: Path) -> str:

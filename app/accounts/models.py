@@ -58,6 +58,8 @@ class Teacher(SQLModel, table=True):
     school_id: int = Field(foreign_key="school.id", index=True)
     grades: str = Field(default="", max_length=100)
     district_id: str | None = Field(default=None, max_length=100, unique=True)
+    # Where feedback links are e-mailed (the roster's optional email column).
+    email: str | None = Field(default=None, max_length=320)
     active: bool = True
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)

@@ -14,6 +14,7 @@ from app.accounts.models import GRADES, Role, Teacher, User
 from app.analytics import service as analytics
 from app.db import Id, SessionDep, district_timezone, parse_id, utcnow
 from app.errors import Invalid, TooManyRequests
+from app.feedback import service as feedback
 from app.web import page_url, render
 
 router = APIRouter()
@@ -95,8 +96,20 @@ def home(request: Request, user: CurrentUser, session: SessionDep) -> Response:
             session=session, user=user, since=since, school_id=school.id
         )
         coverage = {"weeks": weeks, "since": since_day, "school": found[0] if found else None}
+    unopened = None
+    if user.role in (Role.principal, Role.admin):
+        # Feedback shared with teachers that nobody has opened after the district's N days.
+        days = request.app.state.settings.feedback_unopened_days
+        scope = school.id if user.role == Role.principal and school is not None else None
+        if user.role == Role.admin or scope is not None:
+            unopened = {
+                "days": days,
+                "shares": feedback.unopened(session, school_id=scope, days=days),
+            }
     return render(
-        request, "accounts/home.html", {"user": user, "school": school, "coverage": coverage}
+        request,
+        "accounts/home.html",
+        {"user": user, "school": school, "coverage": coverage, "unopened": unopened},
     )
 
 

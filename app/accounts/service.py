@@ -434,6 +434,7 @@ ROSTER_COLUMNS = {
     "teacher": "Teacher's full name (required).",
     "district_id": "The district's staff id (optional; unique; used to match on re-import).",
     "grades": "Grades taught, e.g. 'K;1' or '3-5' (optional).",
+    "email": "The teacher's e-mail address, where feedback links are sent (optional).",
 }
 REQUIRED_ROSTER_COLUMNS = ("school", "teacher")
 
@@ -448,6 +449,8 @@ class RosterRow:
     teacher: str
     district_id: str | None
     grades: list[str]
+    # None: the file has no email column (addresses already on the roster stay).
+    email: str | None = None
 
 
 @dataclass
@@ -497,6 +500,7 @@ def import_roster(*, session: Session, data: bytes) -> RosterReport:
             col(Teacher.grades),
             col(Teacher.district_id),
             col(Teacher.active),
+            col(Teacher.email),
         ).order_by(col(Teacher.id))
     ).all()
     by_district = {t.district_id: t for t in current if t.district_id}
@@ -522,6 +526,7 @@ def import_roster(*, session: Session, data: bytes) -> RosterReport:
                     "school_id": school_id,
                     "grades": grades,
                     "district_id": r.district_id,
+                    "email": r.email or None,
                     "active": True,
                     "created_at": now,
                     "updated_at": now,
@@ -530,13 +535,15 @@ def import_roster(*, session: Session, data: bytes) -> RosterReport:
             )
             continue
         claimed.add(teacher.id)
-        wanted = (r.teacher, school_id, grades, r.district_id, True)
+        email = teacher.email if r.email is None else (r.email or None)
+        wanted = (r.teacher, school_id, grades, r.district_id, True, email)
         if wanted == (
             teacher.name,
             teacher.school_id,
             teacher.grades,
             teacher.district_id,
             teacher.active,
+            teacher.email,
         ):
             report.teachers_unchanged += 1
             continue
@@ -547,6 +554,7 @@ def import_roster(*, session: Session, data: bytes) -> RosterReport:
                 "school_id": school_id,
                 "grades": grades,
                 "district_id": r.district_id,
+                "email": email,
                 "active": True,
                 "updated_at": now,
                 "change_seq": seq,
@@ -659,7 +667,12 @@ def _parse_roster(data: bytes, report: RosterReport) -> list[RosterRow] | None:
                 )
             school_codes.setdefault(school, (code, row_no))
             code_owner.setdefault(code, (school, row_no))
-        rows.append(RosterRow(row_no, school, code, teacher, district_id, grades))
+        email: str | None = None
+        if "email" in cells:
+            email = cells["email"].lower()
+            if email and (len(email) > 320 or not EMAIL_RE.match(email)):
+                error(row_no, "email", f"'{email[:80]}' is not an e-mail address.")
+        rows.append(RosterRow(row_no, school, code, teacher, district_id, grades, email))
     if not rows and not report.errors:
         error(2, "", "The file has a header row but no teachers.")
     return rows

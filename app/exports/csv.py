@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.accounts.models import Role, School, Teacher, User
 from app.calibration.models import CalibrationSession, MasterScore, Rater, Rating, Stimulus
+from app.feedback.models import FeedbackShare
 from app.observations.models import Observation, ObservationStatus
 from app.rubrics.crosswalk import lineage
 from app.rubrics.loader import RubricDefinition, ScaleItem
@@ -88,6 +89,21 @@ LONG_COLUMNS: list[tuple[str, str, str]] = [
         "timed_notes",
         "string",
         'The time-stamped evidence notes as JSON: [{"minute": 3, "text": "..."}, ...].',
+    ),
+    (
+        "feedback_state",
+        "string",
+        "Feedback to the teacher: not_shared, shared, opened, reflected or acknowledged.",
+    ),
+    ("feedback_shared_at", "datetime", "When the feedback was shared (its live link)."),
+    ("feedback_opened_at", "datetime", "When the teacher first opened it."),
+    ("feedback_reflected_at", "datetime", "When the teacher wrote their reflection."),
+    ("feedback_acknowledged_at", "datetime", "When the teacher acknowledged it."),
+    (
+        "feedback_reflection",
+        "string",
+        "The teacher's reflection: empty unless the district exports it "
+        "(WALKTHROUGH_EXPORT_REFLECTIONS).",
     ),
 ]
 # The long format's option `harmonised=1` adds these: each row's item and value on the scale
@@ -184,6 +200,8 @@ _S = School.__table__.c  # type: ignore[attr-defined]
 _T = Teacher.__table__.c  # type: ignore[attr-defined]
 _U = User.__table__.c  # type: ignore[attr-defined]
 _R = RubricVersion.__table__.c  # type: ignore[attr-defined]
+_F = FeedbackShare.__table__.c  # type: ignore[attr-defined]
+_F2 = FeedbackShare.__table__.alias("later_share").c  # type: ignore[attr-defined]
 
 
 def scope(user: User) -> ColumnElement[bool]:
@@ -224,12 +242,62 @@ def _query(user: User, f: Filters) -> Any:
             _O.duration_seconds,
             _O.notes,
         )
+        .add_columns(
+            _F.created_at,
+            _F.first_opened_at,
+            _F.reflected_at,
+            _F.acknowledged_at,
+            _F.reflection,
+        )
         .join(School.__table__, _S.id == _O.school_id)  # type: ignore[attr-defined]
         .join(User.__table__, _U.id == _O.observer_id)  # type: ignore[attr-defined]
         .outerjoin(Teacher.__table__, _T.id == _O.teacher_id)  # type: ignore[attr-defined]
+        # The observation's live share, if any (a new share revokes the one before).
+        .outerjoin(
+            FeedbackShare.__table__,  # type: ignore[attr-defined]
+            and_(
+                _F.observation_id == _O.id,
+                _F.revoked_at.is_(None),
+                _F.id
+                == select(func.max(_F2.id))
+                .where(_F2.observation_id == _O.id, _F2.revoked_at.is_(None))
+                .correlate(Observation.__table__)  # type: ignore[attr-defined]
+                .scalar_subquery(),
+            ),
+        )
         .where(_O.deleted_at.is_(None), scope(user))
     )
     return _filtered(stmt, f).order_by(_O.observed_at, _O.id)
+
+
+def _feedback_cells(
+    shared: Any,
+    opened: Any,
+    reflected: Any,
+    acknowledged: Any,
+    reflection: Any,
+    *,
+    own: bool,
+    safe: bool = True,
+) -> list[Any]:
+    if shared is None:
+        state = "not_shared"
+    elif acknowledged is not None:
+        state = "acknowledged"
+    elif reflected is not None:
+        state = "reflected"
+    elif opened is not None:
+        state = "opened"
+    else:
+        state = "shared"
+    return [
+        state,
+        cell(shared),
+        cell(opened),
+        cell(reflected),
+        cell(acknowledged),
+        cell(reflection, safe) if own and reflection else "",
+    ]
 
 
 def _filtered(stmt: Any, f: Filters) -> Any:
@@ -328,9 +396,16 @@ class _Obs:
 
 
 def _observations(
-    engine: Engine, user: User, f: Filters, *, tz: ZoneInfo, safe: bool = True
+    engine: Engine,
+    user: User,
+    f: Filters,
+    *,
+    tz: ZoneInfo,
+    safe: bool = True,
+    reflections: bool = False,
 ) -> Iterator[_Obs]:
-    """The filtered observations in order, from a server-side cursor."""
+    """The filtered observations in order, from a server-side cursor. `reflections`: the
+    teachers' reflection text too (a district setting)."""
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=1000).execute(
             _query(user, f)
@@ -356,6 +431,7 @@ def _observations(
                 rv_id,
                 duration,
                 timed_notes,
+                *shared,
             ) = row
             head = [
                 cell(v, safe)
@@ -379,6 +455,7 @@ def _observations(
                 observed_at.astimezone(tz).date().isoformat(),
                 cell(duration),
                 cell(json.dumps(timed_notes, ensure_ascii=False), safe) if timed_notes else "",
+                *_feedback_cells(*shared, own=reflections, safe=safe),
             ]
             yield _Obs(
                 head,
@@ -457,6 +534,7 @@ def stream_long(
     tz: ZoneInfo,
     safe: bool = True,
     harmonised: Harmony | None = None,
+    reflections: bool = False,
 ) -> Iterator[bytes]:
     """The long (tidy) CSV, a chunk at a time; counter[0] ends as the number of data rows.
     `safe` False leaves text exactly as typed (no apostrophe before a leading =, +, - or @).
@@ -466,7 +544,7 @@ def stream_long(
     out.row([c[0] for c in columns])
     items_by_version: dict[int, list[_Item]] = {}
     pending = 0
-    for obs in _observations(engine, user, f, tz=tz, safe=safe):
+    for obs in _observations(engine, user, f, tz=tz, safe=safe, reflections=reflections):
         items = items_by_version.get(obs.rubric_version_id)
         if items is None:
             items = items_by_version[obs.rubric_version_id] = _items_of(
@@ -515,6 +593,7 @@ def stream_wide(
     counter: list[int],
     tz: ZoneInfo,
     safe: bool = True,
+    reflections: bool = False,
 ) -> Iterator[bytes]:
     """The wide CSV (one row per observation) for a single rubric version."""
     versions = rubric_versions(engine, user, f)
@@ -524,7 +603,7 @@ def stream_wide(
     items = _items(versions[0].content, safe) if versions else []
     out.row([c[0] for c in data_columns("observations_wide", versions)])
     pending = 0
-    for obs in _observations(engine, user, f, tz=tz, safe=safe):
+    for obs in _observations(engine, user, f, tz=tz, safe=safe, reflections=reflections):
         line = [*obs.head, obs.tags, obs.notes]
         for item in items:
             entry = obs.values.get(item.key) or {}

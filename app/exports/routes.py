@@ -180,6 +180,7 @@ def _stream(
     # a leading =, +, - or @, which R and pandas would read as part of the value.
     safe = not (via_token and request.query_params.get("raw") == "1")
     tz = ZoneInfo(request.app.state.settings.timezone)
+    own = request.app.state.settings.export_reflections  # teachers' reflection text, or not
     # The long format can add each row's item and value on the rubric's latest version.
     harmonised = (
         exports.harmony(engine, versions)
@@ -208,11 +209,19 @@ def _stream(
             )
         elif dataset == "observations_wide":
             yield from exports.stream_wide(
-                engine, user, f, bom=bom, counter=counter, tz=tz, safe=safe
+                engine, user, f, bom=bom, counter=counter, tz=tz, safe=safe, reflections=own
             )
         else:
             yield from exports.stream_long(
-                engine, user, f, bom=bom, counter=counter, tz=tz, safe=safe, harmonised=harmonised
+                engine,
+                user,
+                f,
+                bom=bom,
+                counter=counter,
+                tz=tz,
+                safe=safe,
+                harmonised=harmonised,
+                reflections=own,
             )
         _finish_log(engine, log_id, counter[0])
 

@@ -15,6 +15,8 @@ from app.accounts.deps import CurrentUser, require_roles
 from app.accounts.models import GRADES, Role, Teacher, User
 from app.db import Count, Id, SessionDep, parse_day, parse_id, parse_int
 from app.errors import Forbidden, NotFound
+from app.feedback import service as feedback
+from app.feedback.models import FeedbackState
 from app.observations import service
 from app.observations.models import Observation, ObservationStatus, new_observation_id
 from app.rubrics import service as rubrics
@@ -370,7 +372,45 @@ def read_page(
     context["open_conflicts"] = (
         service.count_open_conflicts(session=session, obs=obs) if context["can_edit"] else 0
     )
+    context["fb"] = _feedback_context(request, session, user, obs, context["definition"])
     return render(request, "observations/read.html", context)
+
+
+FEEDBACK_LABELS = {
+    FeedbackState.not_shared: "Not shared",
+    FeedbackState.shared: "Shared",
+    FeedbackState.opened: "Opened",
+    FeedbackState.reflected: "Reflected",
+    FeedbackState.acknowledged: "Acknowledged",
+}
+
+
+def _feedback_context(
+    request: Request, session: Session, user: User, obs: Observation, definition: Any
+) -> dict[str, Any]:
+    """The feedback card: the loop's state, and (for the observer) what can be shared."""
+    share = feedback.latest_share(session, obs.id)
+    state = feedback.state_of(share)
+    settings = request.app.state.settings
+    items = feedback.feedback_items(definition)
+    may = (
+        feedback.may_share(user, obs)
+        and obs.deleted_at is None
+        and obs.status == ObservationStatus.submitted
+    )
+    return {
+        "share": share,
+        "state": state,
+        "state_label": FEEDBACK_LABELS[state],
+        "thread": feedback.thread(session, share) if share is not None else [],
+        "mail": feedback.mail_of(session, share) if share is not None else [],
+        "may_share": may,
+        "feedback_items": items,
+        "checked": {i.key for i in items if i.share_with_teacher},
+        "scores_default": settings.feedback_scores_default,
+        "email": feedback.teacher_email(session, obs) if may else "",
+        "mail_server": bool(settings.smtp_host),
+    }
 
 
 @router.get("/observations/{obs_id}/history", response_class=HTMLResponse)
@@ -383,6 +423,7 @@ def history_page(
     context["revisions"] = service.history(
         session=session, obs=obs, definition=context["definition"]
     )
+    context["feedback_events"] = feedback.events(session, obs.id)
     return render(request, "observations/history.html", context)
 
 
@@ -435,6 +476,8 @@ def _filters(request: Request, params: dict[str, str]) -> tuple[service.Filters,
     f.rubric_slug = params.get("rubric") or None
     f.deleted = params.get("deleted") == "1"
     f.q = params.get("q", "").strip()
+    if params.get("feedback") in {s.value for s in FeedbackState}:
+        f.feedback = params["feedback"]
     return f, notes
 
 

@@ -41,6 +41,7 @@ from app.db import (
     utcnow,
 )
 from app.errors import Forbidden, Invalid, NotFound
+from app.feedback.models import FeedbackShare
 from app.observations.models import (
     Observation,
     ObservationConflict,
@@ -1251,6 +1252,28 @@ class Filters:
     status: ObservationStatus | None = None
     deleted: bool = False
     q: str = ""  # part of the teacher's name
+    feedback: str | None = None  # a FeedbackState value: where the feedback loop stands
+
+
+def feedback_condition(state: str) -> ColumnElement[bool]:
+    """Observations whose feedback stands at `state` (its one live share, if any)."""
+    S = FeedbackShare
+    live = sa_select(col(S.id)).where(
+        col(S.observation_id) == col(Observation.id), col(S.revoked_at).is_(None)
+    )
+    if state == "not_shared":
+        return ~live.exists()
+    steps = {
+        "shared": [col(S.first_opened_at).is_(None)],
+        "opened": [
+            col(S.first_opened_at).is_not(None),
+            col(S.reflected_at).is_(None),
+            col(S.acknowledged_at).is_(None),
+        ],
+        "reflected": [col(S.reflected_at).is_not(None), col(S.acknowledged_at).is_(None)],
+        "acknowledged": [col(S.acknowledged_at).is_not(None)],
+    }
+    return live.where(*steps[state]).exists()
 
 
 def list_observations(
@@ -1282,6 +1305,8 @@ def list_observations(
         ).where(RubricVersion.slug == filters.rubric_slug)
     if filters.q:
         stmt = stmt.where(contains(col(Observation.teacher_name), filters.q))
+    if filters.feedback:
+        stmt = stmt.where(feedback_condition(filters.feedback))
     return paginate(
         session,
         stmt,

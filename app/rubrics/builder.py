@@ -14,7 +14,7 @@ KINDS = ("scale", "count", "check", "text")
 # What the editor calls each kind (as the capture page does).
 KIND_NAMES = {"scale": "scale", "count": "tally", "check": "look-for", "text": "notes field"}
 _TOKEN = re.compile(r"([a-z_]+)|\[(\d{1,4})\]")
-_BOOLEANS = {"evidence", "allow_not_observed"}
+_BOOLEANS = {"evidence", "allow_not_observed", "share_with_teacher"}
 _OPTIONAL = {"prompt", "description", "citation", "url", "max"}
 _INTS = {"value", "max", "from_version", "version"}
 _TOP = {"title", "description", "source", "sections", "crosswalk"}
@@ -72,7 +72,7 @@ def form_to_content(fields: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 _ITEM_FIELDS = {
-    "key", "kind", "title", "prompt", "evidence", "allow_not_observed", "max",
+    "key", "kind", "title", "prompt", "evidence", "allow_not_observed", "max", "share_with_teacher",
     "cw_status", "cw_previous", "cw_levels",
 }  # fmt: skip
 
@@ -378,4 +378,6 @@ def input_names(content: dict[str, Any]) -> set[str]:
                     names |= {f"{at}.levels[{k}].{f}" for f in ("value", "label", "descriptor")}
             if item.get("kind") == "count":
                 names.add(f"{at}.max")
+            if item.get("kind") == "text":
+                names.add(f"{at}.share_with_teacher")
     return names

@@ -52,6 +52,16 @@ class ItemBase(_Strict):
     title: Text
     prompt: Text | None = None  # what to look for / an evidence prompt
     evidence: bool = True  # offer an evidence note beside the value
+    # Written feedback meant for the teacher (a strength, a next step): offered, checked, when
+    # the observer shares. Left out of the content when false, so hashes stay as they were.
+    share_with_teacher: bool = False
+
+    @model_serializer(mode="wrap")
+    def _without_default_share(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("share_with_teacher") is False:
+            del data["share_with_teacher"]
+        return data
 
 
 class ScaleItem(ItemBase):

@@ -78,17 +78,18 @@ def test_long_csv_exact_text(
         "observation_id,revision,status,observed_at,submitted_at,school,teacher,teacher_district_id,"
         "observer,grade,subject,rubric_slug,rubric_version,section,item_key,item_title,item_kind,value,"
         "level_label,not_observed,evidence,tags,overall_notes,observed_date,duration_seconds,"
-        "timed_notes\r\n"
+        "timed_notes,feedback_state,feedback_shared_at,feedback_opened_at,feedback_reflected_at,"
+        "feedback_acknowledged_at,feedback_reflection\r\n"
         f"{head},{section},questioning,Questioning,scale,2,Level 2,false,"
-        '"Said ""3/4, not 2/3""\nthen =SUM(A1)",,,2026-11-02,,\r\n'
+        '"Said ""3/4, not 2/3""\nthen =SUM(A1)",,,2026-11-02,,,not_shared,,,,,\r\n'
         f"{head},{section},explaining_thinking,Explaining mathematical thinking,scale,0,Level 0,"
-        "false,,,,2026-11-02,,\r\n"
+        "false,,,,2026-11-02,,,not_shared,,,,,\r\n"
         f"{head},{section},sources_of_ideas,Source of mathematical ideas,scale,,,"
-        "false,,,,2026-11-02,,\r\n"
+        "false,,,,2026-11-02,,,not_shared,,,,,\r\n"
         f"{head},{section},responsibility_for_learning,Responsibility for learning,scale,,,"
-        "false,,,,2026-11-02,,\r\n"
+        "false,,,,2026-11-02,,,not_shared,,,,,\r\n"
         f'{head},Notes,notes,Evidence and notes,text,"\'-5 minutes late, @ everyone",,false,,,,'
-        "2026-11-02,,\r\n"
+        "2026-11-02,,,not_shared,,,,,\r\n"
     )
     assert text == expected
 
@@ -110,13 +111,15 @@ def test_wide_csv_exact_text(
         "sources_of_ideas,sources_of_ideas__not_observed,sources_of_ideas__evidence,"
         "responsibility_for_learning,responsibility_for_learning__not_observed,responsibility_for_learning__evidence,"
         "notes,notes__not_observed,notes__evidence,"
-        "observed_date,duration_seconds,timed_notes"
+        "observed_date,duration_seconds,timed_notes,feedback_state,feedback_shared_at,"
+        "feedback_opened_at,feedback_reflected_at,feedback_acknowledged_at,feedback_reflection"
     )
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert len(rows) == 3 and rows[2][6] == "Zoë Ørsted-Núñez"
     assert rows[1][15:18] == ["2", "false", EVIDENCE]
     assert rows[1][27] == "'-5 minutes late, @ everyone"
     assert rows[1][30:33] == ["2026-11-02", "", ""]
+    assert rows[1][33:] == ["not_shared", "", "", "", "", ""]
 
 
 def test_round_trip_through_csv_and_pandas(

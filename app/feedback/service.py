@@ -1,0 +1,339 @@
+"""Sharing an observation's feedback with its teacher: the share and its secret link, what the
+teacher sees, the teacher's reflection, acknowledgement and replies, and the loop's state."""
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from app.accounts.models import Role, Teacher, User
+from app.db import utcnow
+from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.feedback.models import (
+    FeedbackEvent,
+    FeedbackEventKind,
+    FeedbackShare,
+    FeedbackState,
+    MailMessage,
+)
+from app.observations.models import Observation, ObservationStatus
+from app.rubrics.loader import CheckItem, CountItem, RubricDefinition, ScaleItem, TextItem
+
+MAX_TEXT = 4000
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def feedback_items(definition: RubricDefinition) -> list[TextItem]:
+    """The items that can be shared as feedback: the written ones (a strength, a next step)."""
+    return [item for _s, item in definition.items() if isinstance(item, TextItem)]
+
+
+def may_share(user: User, obs: Observation) -> bool:
+    """The observer who recorded it shares its feedback; an admin may too."""
+    return obs.observer_id == user.id or user.role == Role.admin
+
+
+def create_share(
+    *,
+    session: Session,
+    user: User,
+    obs: Observation,
+    definition: RubricDefinition,
+    items: list[str],
+    include_notes: bool,
+    include_scores: bool,
+    email: str | None,
+    days: int,
+    link_base: str,
+) -> tuple[FeedbackShare, str]:
+    """A new link for the teacher (the earlier one stops working), and its e-mail queued when
+    an address is given. Returns the share and the token, which is never stored."""
+    if not may_share(user, obs):
+        raise Forbidden("Only the observer who recorded this observation shares its feedback.")
+    if obs.deleted_at is not None:
+        raise Conflict("This observation was deleted; restore it before sharing.")
+    if obs.status != ObservationStatus.submitted:
+        raise Conflict("Submit the observation before sharing its feedback with the teacher.")
+    allowed = {item.key for item in feedback_items(definition)}
+    unknown = [k for k in items if k not in allowed]
+    if unknown:
+        raise Invalid(f"These are not written feedback items of this rubric: {', '.join(unknown)}.")
+    if email is not None:
+        email = email.strip()
+        if not email:
+            email = None
+        elif len(email) > 320 or "@" not in email or any(c.isspace() for c in email):
+            raise Invalid(f"'{email[:80]}' is not an e-mail address.")
+    now = utcnow()
+    for earlier in _active(session, obs.id):
+        earlier.revoked_at = now
+        session.add(earlier)
+    token = secrets.token_urlsafe(32)
+    share = FeedbackShare(
+        observation_id=obs.id,
+        created_by_id=user.id or 0,
+        created_at=now,
+        token_hash=token_hash(token),
+        expires_at=now + timedelta(days=days),
+        items=[k for k in dict.fromkeys(items)],
+        include_notes=include_notes,
+        include_scores=include_scores,
+        email=email,
+    )
+    session.add(share)
+    session.flush()
+    _event(session, share, FeedbackEventKind.shared, user=user)
+    if email is not None:
+        session.add(
+            MailMessage(
+                share_id=share.id,
+                to_address=email,
+                subject=f"Feedback from your walk-through on {obs.observed_at:%-d %B %Y}",
+                body=(
+                    f"Hello {obs.teacher_name},\n\n{user.name} shared feedback from a visit "
+                    f"to your classroom. Read it, reflect and reply here (no sign-in needed; "
+                    f"the link works until {share.expires_at:%-d %B %Y}):\n\n"
+                    f"{link_base}/f/{token}\n\n"
+                    "This link is for you alone: please do not forward it.\n"
+                ),
+                headers={"Message-ID": f"<feedback-{uuid.uuid4().hex}@walkthrough>"},
+            )
+        )
+    return share, token
+
+
+def _active(session: Session, obs_id: uuid.UUID) -> list[FeedbackShare]:
+    return list(
+        session.exec(
+            select(FeedbackShare).where(
+                FeedbackShare.observation_id == obs_id, col(FeedbackShare.revoked_at).is_(None)
+            )
+        )
+    )
+
+
+def _event(
+    session: Session,
+    share: FeedbackShare,
+    kind: FeedbackEventKind,
+    *,
+    user: User | None = None,
+    body: str = "",
+) -> None:
+    session.add(
+        FeedbackEvent(
+            share_id=share.id or 0, kind=kind, user_id=user.id if user else None, body=body
+        )
+    )
+
+
+def latest_share(session: Session, obs_id: uuid.UUID) -> FeedbackShare | None:
+    """The observation's newest share (revoked or not)."""
+    return session.exec(
+        select(FeedbackShare)
+        .where(FeedbackShare.observation_id == obs_id)
+        .order_by(col(FeedbackShare.id).desc())
+    ).first()
+
+
+def state_of(share: FeedbackShare | None) -> FeedbackState:
+    """Not shared, shared, opened, reflected or acknowledged (a revoked link is not shared)."""
+    if share is None or share.revoked_at is not None:
+        return FeedbackState.not_shared
+    return share.state
+
+
+def by_token(session: Session, token: str) -> FeedbackShare:
+    """The share behind a link, or a clear reason it does not open (never which part failed
+    for a token that does not exist)."""
+    if not 20 <= len(token) <= 100:
+        raise NotFound("This feedback link is not valid. Ask your observer for a new one.")
+    share = session.exec(
+        select(FeedbackShare).where(FeedbackShare.token_hash == token_hash(token))
+    ).first()
+    if share is None:
+        raise NotFound("This feedback link is not valid. Ask your observer for a new one.")
+    if share.revoked_at is not None:
+        raise NotFound("This feedback link was withdrawn. Ask your observer for a new one.")
+    if share.expires_at <= utcnow():
+        raise NotFound("This feedback link has expired. Ask your observer for a new one.")
+    return share
+
+
+def record_open(session: Session, share: FeedbackShare) -> None:
+    """Every open of the link is logged; the first one moves the loop to "opened"."""
+    now = utcnow()
+    share.opens += 1
+    if share.first_opened_at is None:
+        share.first_opened_at = now
+    session.add(share)
+    _event(session, share, FeedbackEventKind.opened)
+
+
+def _text(value: str, what: str) -> str:
+    text = value.strip()
+    if not text:
+        raise Invalid(f"Write your {what} first.")
+    if len(text) > MAX_TEXT or "\x00" in text:
+        raise Invalid(f"Your {what} is longer than {MAX_TEXT} characters; shorten it.")
+    return text
+
+
+def reflect(session: Session, share: FeedbackShare, reflection: str) -> None:
+    """The teacher's reflection (it may be rewritten; each version is in the history)."""
+    share.reflection = _text(reflection, "reflection")
+    share.reflected_at = utcnow()
+    session.add(share)
+    _event(session, share, FeedbackEventKind.reflected, body=share.reflection)
+
+
+def acknowledge(session: Session, share: FeedbackShare, name: str, comment: str) -> None:
+    """The teacher acknowledges the feedback, signing with their name, with a comment or not."""
+    signed = name.strip()
+    if not signed:
+        raise Invalid("Type your name to acknowledge.")
+    if len(signed) > 200:
+        raise Invalid("Your name is longer than 200 characters.")
+    if share.acknowledged_at is not None:
+        raise Conflict("You already acknowledged this feedback.")
+    share.acknowledged_name = signed
+    share.acknowledged_comment = comment.strip()[:MAX_TEXT] if comment.strip() else ""
+    share.acknowledged_at = utcnow()
+    session.add(share)
+    _event(session, share, FeedbackEventKind.acknowledged, body=share.acknowledged_comment)
+
+
+def reply(session: Session, share: FeedbackShare, body: str, user: User | None = None) -> None:
+    """A message in the share's thread, from the teacher (user None) or the observer."""
+    _event(session, share, FeedbackEventKind.replied, user=user, body=_text(body, "reply"))
+
+
+def revoke(session: Session, user: User, obs: Observation) -> None:
+    """The link stops working at once."""
+    if not may_share(user, obs):
+        raise Forbidden("Only the observer who recorded this observation manages its sharing.")
+    active = _active(session, obs.id)
+    if not active:
+        raise Conflict("There is no active link to withdraw.")
+    for share in active:
+        share.revoked_at = utcnow()
+        session.add(share)
+        _event(session, share, FeedbackEventKind.revoked, user=user)
+
+
+def events(session: Session, obs_id: uuid.UUID) -> list[tuple[FeedbackEvent, User | None]]:
+    """Everything that happened to the observation's shares, oldest first."""
+    stmt = (
+        select(FeedbackEvent, User)
+        .join(FeedbackShare, col(FeedbackShare.id) == col(FeedbackEvent.share_id))
+        .join(User, col(User.id) == col(FeedbackEvent.user_id), isouter=True)
+        .where(FeedbackShare.observation_id == obs_id)
+        .order_by(col(FeedbackEvent.id))
+    )
+    return [(e, u) for e, u in session.exec(stmt)]
+
+
+def thread(session: Session, share: FeedbackShare) -> list[tuple[FeedbackEvent, User | None]]:
+    """The replies of one share, oldest first."""
+    stmt = (
+        select(FeedbackEvent, User)
+        .join(User, col(User.id) == col(FeedbackEvent.user_id), isouter=True)
+        .where(
+            FeedbackEvent.share_id == share.id,
+            FeedbackEvent.kind == FeedbackEventKind.replied,
+        )
+        .order_by(col(FeedbackEvent.id))
+    )
+    return [(e, u) for e, u in session.exec(stmt)]
+
+
+def teacher_email(session: Session, obs: Observation) -> str:
+    """The teacher's address from the roster, when there is one."""
+    if obs.teacher_id is None:
+        return ""
+    teacher = session.get(Teacher, obs.teacher_id)
+    return (teacher.email or "") if teacher is not None else ""
+
+
+@dataclass
+class SharedItem:
+    title: str
+    kind: str
+    shown: str
+
+
+def shared_view(
+    obs: Observation, definition: RubricDefinition, share: FeedbackShare
+) -> dict[str, Any]:
+    """What the teacher sees: the chosen written feedback, the overall notes if chosen, and
+    the levels, look-fors and tallies only when the share includes them. Evidence notes and
+    anything not chosen never appear."""
+    feedback: list[SharedItem] = []
+    scores: list[SharedItem] = []
+    for _section, item in definition.items():
+        value = (obs.values.get(item.key) or {}) if isinstance(obs.values, dict) else {}
+        raw = value.get("value") if isinstance(value, dict) else None
+        if isinstance(item, TextItem):
+            if item.key in share.items and isinstance(raw, str) and raw.strip():
+                feedback.append(SharedItem(item.title, "text", raw))
+            continue
+        if not share.include_scores:
+            continue
+        if isinstance(value, dict) and value.get("not_observed"):
+            shown = "Not observed"
+        elif isinstance(item, ScaleItem):
+            label = next((lv.label for lv in item.levels if lv.value == raw), None)
+            shown = f"{raw} · {label}" if label else "—"
+        elif isinstance(item, CheckItem):
+            shown = "Seen" if raw is True else ("Not seen" if raw is False else "—")
+        elif isinstance(item, CountItem):
+            shown = str(raw) if isinstance(raw, int) else "—"
+        else:
+            shown = "—"
+        scores.append(SharedItem(item.title, item.kind, shown))
+    return {
+        "feedback": feedback,
+        "scores": scores,
+        "notes": obs.overall_notes if share.include_notes else "",
+    }
+
+
+def unopened(
+    session: Session, *, school_id: int | None, days: int, now: datetime | None = None
+) -> list[tuple[FeedbackShare, Observation]]:
+    """Shares still not opened `days` after they were made (a principal's start page)."""
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    stmt = (
+        select(FeedbackShare, Observation)
+        .join(Observation, col(Observation.id) == col(FeedbackShare.observation_id))
+        .where(
+            col(FeedbackShare.revoked_at).is_(None),
+            col(FeedbackShare.first_opened_at).is_(None),
+            col(FeedbackShare.created_at) <= cutoff,
+            col(FeedbackShare.expires_at) > (now or utcnow()),
+            col(Observation.deleted_at).is_(None),
+        )
+        .order_by(col(FeedbackShare.created_at))
+        .limit(50)
+    )
+    if school_id is not None:
+        stmt = stmt.where(Observation.school_id == school_id)
+    return [(s, o) for s, o in session.exec(stmt)]
+
+
+def mail_of(session: Session, share: FeedbackShare) -> list[MailMessage]:
+    """The e-mail of a share: waiting, sent, or given up (with the mail server's reason)."""
+    return list(
+        session.exec(
+            select(MailMessage)
+            .where(MailMessage.share_id == share.id)
+            .order_by(col(MailMessage.id))
+        )
+    )
