@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -81,6 +82,27 @@ class SecurityHeaders:
 log = logging.getLogger("walkthrough")
 
 
+class RedactFeedbackLinks(logging.Filter):
+    """A feedback link's address is its key: access logs show /f/… instead of the token."""
+
+    PATTERN = re.compile(r"/f/[^/?#\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.PATTERN.sub("/f/…", a) if isinstance(a, str) else a for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = self.PATTERN.sub("/f/…", record.msg)
+        return True
+
+
+def _redact_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactFeedbackLinks) for f in access.filters):
+        access.addFilter(RedactFeedbackLinks())
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load rubric versions at start-up; refuse to start if a published one was edited."""
@@ -142,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     set_district_timezone(app.state.engine, settings.timezone)
     app.state.build_id = settings.build_id or compute_build_id()
     app.state.mail_wake = asyncio.Event()  # set after a share with e-mail commits
+    _redact_access_log()
 
     # Pages and API answers are compressed; streamed exports and zips are not: compressing a
     # large download costs the server more CPU than it saves on a district network.

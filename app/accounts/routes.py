@@ -109,7 +109,13 @@ def home(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     return render(
         request,
         "accounts/home.html",
-        {"user": user, "school": school, "coverage": coverage, "unopened": unopened},
+        {
+            "user": user,
+            "school": school,
+            "coverage": coverage,
+            "unopened": unopened,
+            "now": utcnow(),
+        },
     )
 
 

@@ -7,6 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.headerregistry import Address
 from typing import Any
 
 from sqlalchemy import delete, func, insert, literal, or_, update
@@ -29,6 +30,23 @@ from app.errors import Conflict, Invalid, NotFound, TooManyRequests
 from app.security import hash_password, verify_password
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def valid_email_address(text: str) -> str | None:
+    """The address if it is one plain e-mail address (no name, no list, no brackets), as a
+    mail server takes it in a To: header; else None."""
+    address = text.strip()
+    if not address or len(address) > 254 or any(c in address for c in ',;<>[]()"\\ \t\r\n'):
+        return None
+    try:
+        parsed = Address(addr_spec=address)
+    except (ValueError, IndexError, AttributeError, TypeError):
+        return None
+    if not parsed.username or "." not in parsed.domain or parsed.addr_spec != address:
+        return None
+    return address
+
+
 MIN_PASSWORD_LENGTH = 10
 
 
@@ -670,7 +688,7 @@ def _parse_roster(data: bytes, report: RosterReport) -> list[RosterRow] | None:
         email: str | None = None
         if "email" in cells:
             email = cells["email"].lower()
-            if email and (len(email) > 320 or not EMAIL_RE.match(email)):
+            if email and valid_email_address(email) is None:
                 error(row_no, "email", f"'{email[:80]}' is not an e-mail address.")
         rows.append(RosterRow(row_no, school, code, teacher, district_id, grades, email))
     if not rows and not report.errors:

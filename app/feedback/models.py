@@ -116,10 +116,15 @@ class MailMessage(SQLModel, table=True):
     next_attempt_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True)
     )
-    # Taken by a sender until then (so two app servers never send the same message).
+    # Taken by one sender (claim_id) until then: only it may mark the message sent or failed.
     claimed_until: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime, nullable=True)
     )
+    claim_id: str | None = Field(default=None, max_length=32)
+    # The link to put in the body ({link}), encrypted with the app's secret key, and wiped once
+    # the message is sent, given up or its link withdrawn: the database never holds a usable
+    # link in the clear.
+    sealed_link: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     gave_up_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     last_error: str = Field(default="", max_length=500)

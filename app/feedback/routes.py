@@ -2,18 +2,20 @@
 replies; the teacher, through the link and without signing in, reads, reflects, acknowledges
 and replies."""
 
+import asyncio
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from starlette.background import BackgroundTask
 
 from app.accounts.deps import CurrentUser
 from app.db import SessionDep, write_turn
 from app.errors import AppError, Forbidden
-from app.feedback import service
+from app.feedback import mail, service
 from app.feedback.models import FeedbackShare
 from app.observations import service as observations
 from app.observations.models import Observation
@@ -63,37 +65,56 @@ async def share(
         email=email if isinstance(email, str) else None,
         days=settings.feedback_link_days,
         link_base=_link_base(request),
+        seal=lambda link: mail.seal(settings, link),
     )
-    mailed = created.email is not None and bool(settings.smtp_host)
+    # Shown once, on the page this redirects to (a reload there never shares again).
+    request.session["shared_link"] = {
+        "obs": str(obs.id),
+        "link": f"{_link_base(request)}/f/{token}",
+        "share": created.id,
+    }
+    response = RedirectResponse(f"/observations/{obs.id}/shared", status_code=303)
+    if created.email is not None and settings.smtp_host:
+        # Sent once this request's transaction has committed (never before, never blocking).
+        response.background = BackgroundTask(_wake, request.app.state.mail_wake)
+    return response
+
+
+async def _wake(event: asyncio.Event) -> None:
+    event.set()  # on the event loop: asyncio events are not thread-safe
+
+
+@router.get("/observations/{obs_id}/shared", response_class=HTMLResponse)
+def shared_page(
+    request: Request, user: CurrentUser, session: SessionDep, obs_id: uuid.UUID
+) -> Response:
+    """The link just made, shown this once (it is not stored anywhere it could be read)."""
+    obs = observations.get_visible(session=session, user=user, obs_id=obs_id)
+    kept = request.session.pop("shared_link", None)
+    link = kept.get("link") if isinstance(kept, dict) and kept.get("obs") == str(obs.id) else None
+    share = service.latest_share(session, obs.id)
+    settings = request.app.state.settings
     response = render(
         request,
         "feedback/shared.html",
         {
             "obs": obs,
-            "share": created,
-            "link": f"{_link_base(request)}/f/{token}",
-            "mailed": mailed,
-            "no_mail_server": created.email is not None and not settings.smtp_host,
+            "share": share,
+            "link": link,
+            "mailed": share is not None and share.email is not None and bool(settings.smtp_host),
+            "no_mail_server": share is not None
+            and share.email is not None
+            and not settings.smtp_host,
         },
     )
     response.headers["Cache-Control"] = "no-store"
-    if mailed:
-        # Sent once this request's transaction has committed (never before, never blocking).
-        wake = request.app.state.mail_wake
-        response.background = _wake(wake)
     return response
-
-
-def _wake(event: Any) -> Any:
-    from starlette.background import BackgroundTask
-
-    return BackgroundTask(event.set)
 
 
 @router.post("/observations/{obs_id}/share/revoke")
 def revoke(user: CurrentUser, session: SessionDep, obs_id: uuid.UUID) -> Response:
     """The link stops working at once."""
-    obs = observations.get_visible(session=session, user=user, obs_id=obs_id)
+    obs = observations.get_visible(session=session, user=user, obs_id=obs_id, deleted=True)
     service.revoke(session, user, obs)
     return RedirectResponse(f"/observations/{obs.id}#feedback", status_code=303)
 

@@ -4,13 +4,16 @@ teacher sees, the teacher's reflection, acknowledgement and replies, and the loo
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from app.accounts.models import Role, Teacher, User
+from app.accounts.service import valid_email_address
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.feedback.models import (
@@ -52,6 +55,7 @@ def create_share(
     email: str | None,
     days: int,
     link_base: str,
+    seal: Callable[[str], str],
 ) -> tuple[FeedbackShare, str]:
     """A new link for the teacher (the earlier one stops working), and its e-mail queued when
     an address is given. Returns the share and the token, which is never stored."""
@@ -66,15 +70,21 @@ def create_share(
     if unknown:
         raise Invalid(f"These are not written feedback items of this rubric: {', '.join(unknown)}.")
     if email is not None:
-        email = email.strip()
-        if not email:
-            email = None
-        elif len(email) > 320 or "@" not in email or any(c.isspace() for c in email):
-            raise Invalid(f"'{email[:80]}' is not an e-mail address.")
+        typed = email.strip()
+        email = valid_email_address(typed) if typed else None
+        if typed and email is None:
+            raise Invalid(f"'{typed[:80]}' is not one e-mail address (like name@school.org).")
     now = utcnow()
+    # One live link per observation: two shares at once take turns on the observation's row.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Observation.id).where(Observation.id == obs.id).with_for_update())
     for earlier in _active(session, obs.id):
         earlier.revoked_at = now
         session.add(earlier)
+        _event(
+            session, earlier, FeedbackEventKind.revoked, user=user, body="replaced by a new link"
+        )
+        _stop_mail(session, earlier)
     token = secrets.token_urlsafe(32)
     share = FeedbackShare(
         observation_id=obs.id,
@@ -96,17 +106,35 @@ def create_share(
                 share_id=share.id,
                 to_address=email,
                 subject=f"Feedback from your walk-through on {obs.observed_at:%-d %B %Y}",
+                # The link goes in at sending time ({link}): kept sealed until then.
                 body=(
-                    f"Hello {obs.teacher_name},\n\n{user.name} shared feedback from a visit "
-                    f"to your classroom. Read it, reflect and reply here (no sign-in needed; "
-                    f"the link works until {share.expires_at:%-d %B %Y}):\n\n"
-                    f"{link_base}/f/{token}\n\n"
-                    "This link is for you alone: please do not forward it.\n"
+                    f"Hello {_one_line(obs.teacher_name)},\n\n{_one_line(user.name)} shared "
+                    "feedback from a visit to your classroom. Read it, reflect and reply here "
+                    f"(no sign-in needed; the link works until {share.expires_at:%-d %B %Y}):"
+                    "\n\n{link}\n\nThis link is for you alone: please do not forward it.\n"
                 ),
+                sealed_link=seal(f"{link_base}/f/{token}"),
                 headers={"Message-ID": f"<feedback-{uuid.uuid4().hex}@walkthrough>"},
             )
         )
     return share, token
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _stop_mail(session: Session, share: FeedbackShare) -> None:
+    """Mail not yet sent for a link that stops working is not sent: it is given up, wiped."""
+    session.execute(
+        update(MailMessage)
+        .where(
+            col(MailMessage.share_id) == share.id,
+            col(MailMessage.sent_at).is_(None),
+            col(MailMessage.gave_up_at).is_(None),
+        )
+        .values(gave_up_at=utcnow(), sealed_link=None, last_error="the link was withdrawn")
+    )
 
 
 def _active(session: Session, obs_id: uuid.UUID) -> list[FeedbackShare]:
@@ -164,16 +192,23 @@ def by_token(session: Session, token: str) -> FeedbackShare:
         raise NotFound("This feedback link was withdrawn. Ask your observer for a new one.")
     if share.expires_at <= utcnow():
         raise NotFound("This feedback link has expired. Ask your observer for a new one.")
+    obs = session.get(Observation, share.observation_id)
+    if obs is None or obs.deleted_at is not None:
+        raise NotFound("This feedback link was withdrawn. Ask your observer for a new one.")
     return share
 
 
 def record_open(session: Session, share: FeedbackShare) -> None:
-    """Every open of the link is logged; the first one moves the loop to "opened"."""
-    now = utcnow()
-    share.opens += 1
-    if share.first_opened_at is None:
-        share.first_opened_at = now
-    session.add(share)
+    """Every open of the link is logged (counted atomically: opens at once all count); the
+    first one moves the loop to "opened"."""
+    session.execute(
+        update(FeedbackShare)
+        .where(col(FeedbackShare.id) == share.id)
+        .values(
+            opens=col(FeedbackShare.opens) + 1,
+            first_opened_at=func.coalesce(col(FeedbackShare.first_opened_at), utcnow()),
+        )
+    )
     _event(session, share, FeedbackEventKind.opened)
 
 
@@ -201,13 +236,20 @@ def acknowledge(session: Session, share: FeedbackShare, name: str, comment: str)
         raise Invalid("Type your name to acknowledge.")
     if len(signed) > 200:
         raise Invalid("Your name is longer than 200 characters.")
-    if share.acknowledged_at is not None:
-        raise Conflict("You already acknowledged this feedback.")
-    share.acknowledged_name = signed
-    share.acknowledged_comment = comment.strip()[:MAX_TEXT] if comment.strip() else ""
-    share.acknowledged_at = utcnow()
-    session.add(share)
-    _event(session, share, FeedbackEventKind.acknowledged, body=share.acknowledged_comment)
+    said = comment.strip()[:MAX_TEXT] if comment.strip() else ""
+    # Once: two acknowledgements at once (or one racing a withdrawal) cannot both count.
+    done = session.execute(
+        update(FeedbackShare)
+        .where(
+            col(FeedbackShare.id) == share.id,
+            col(FeedbackShare.acknowledged_at).is_(None),
+            col(FeedbackShare.revoked_at).is_(None),
+        )
+        .values(acknowledged_name=signed, acknowledged_comment=said, acknowledged_at=utcnow())
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("This feedback was already acknowledged, or its link was withdrawn.")
+    _event(session, share, FeedbackEventKind.acknowledged, body=said)
 
 
 def reply(session: Session, share: FeedbackShare, body: str, user: User | None = None) -> None:
@@ -226,6 +268,16 @@ def revoke(session: Session, user: User, obs: Observation) -> None:
         share.revoked_at = utcnow()
         session.add(share)
         _event(session, share, FeedbackEventKind.revoked, user=user)
+        _stop_mail(session, share)
+
+
+def revoke_all(session: Session, obs_id: uuid.UUID, user: User | None, why: str) -> None:
+    """Every live link of the observation stops working (it was deleted)."""
+    for share in _active(session, obs_id):
+        share.revoked_at = utcnow()
+        session.add(share)
+        _event(session, share, FeedbackEventKind.revoked, user=user, body=why)
+        _stop_mail(session, share)
 
 
 def events(session: Session, obs_id: uuid.UUID) -> list[tuple[FeedbackEvent, User | None]]:
@@ -316,8 +368,9 @@ def unopened(
         .where(
             col(FeedbackShare.revoked_at).is_(None),
             col(FeedbackShare.first_opened_at).is_(None),
+            col(FeedbackShare.reflected_at).is_(None),
+            col(FeedbackShare.acknowledged_at).is_(None),
             col(FeedbackShare.created_at) <= cutoff,
-            col(FeedbackShare.expires_at) > (now or utcnow()),
             col(Observation.deleted_at).is_(None),
         )
         .order_by(col(FeedbackShare.created_at))

@@ -1110,6 +1110,10 @@ def set_deleted(*, session: Session, admin: User, obs: Observation, deleted: boo
     for the state it is already in changes nothing."""
     if (obs.deleted_at is not None) == deleted:
         return obs
+    if deleted:  # its feedback link stops working with it
+        from app.feedback.service import revoke_all
+
+        revoke_all(session, obs.id, admin, "the observation was deleted")
     obs.deleted_at = utcnow() if deleted else None
     obs.deleted_by_id = admin.id if deleted else None
     obs.updated_at = utcnow()
@@ -1264,7 +1268,11 @@ def feedback_condition(state: str) -> ColumnElement[bool]:
     if state == "not_shared":
         return ~live.exists()
     steps = {
-        "shared": [col(S.first_opened_at).is_(None)],
+        "shared": [
+            col(S.first_opened_at).is_(None),
+            col(S.reflected_at).is_(None),
+            col(S.acknowledged_at).is_(None),
+        ],
         "opened": [
             col(S.first_opened_at).is_not(None),
             col(S.reflected_at).is_(None),

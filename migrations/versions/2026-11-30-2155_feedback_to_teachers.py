@@ -75,6 +75,8 @@ def upgrade() -> None:
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('claimed_until', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('claim_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('sealed_link', sa.Text(), nullable=True),
     sa.Column('sent_at', app.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('gave_up_at', app.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),

@@ -46,6 +46,14 @@ def test_a_coach_shares_and_the_teacher_reflects_and_acknowledges_on_a_phone(
     coach.get_by_role("button", name="Share", exact=True).tap()
     link = coach.locator("[data-share-link]").input_value()
     assert "/f/" in link
+    coach.goto(obs_url)  # any page: the one that showed the link is never kept offline
+    kept = coach.evaluate(
+        """async () => { const out = [];
+             for (const n of await caches.keys())
+               for (const r of await (await caches.open(n)).keys()) out.push(r.url);
+             return out; }"""
+    )
+    assert kept and not [u for u in kept if "/shared" in u or "/f/" in u], kept
 
     # The teacher: a fresh browser (no cookies, no account), at phone size.
     phone = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)

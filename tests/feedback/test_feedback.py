@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from app.accounts.service import import_roster
 from app.db import utcnow
 from app.feedback import mail
 from app.feedback.models import FeedbackEvent, FeedbackShare, MailMessage
@@ -45,6 +46,10 @@ def _obs(session: Session, world: World, **kwargs: Any) -> Observation:
 def _share(client: TestClient, csrf: str, obs: Observation, **form: Any) -> tuple[int, str]:
     data = {"csrf_token": csrf, "items": ["glow", "grow"], "include_notes": "1", **form}
     answer = client.post(f"/observations/{obs.id}/share", data=data)
+    if answer.status_code == 303:  # the link is shown once, on the page it redirects to
+        assert answer.headers["location"] == f"/observations/{obs.id}/shared"
+        answer = client.get(answer.headers["location"])
+        assert answer.headers["cache-control"] == "no-store"
     link = re.search(
         r'data-share-link[^>]*value="([^"]+)"|value="([^"]+)"[^>]*data-share-link', answer.text
     )
@@ -408,3 +413,154 @@ def test_hostile_links_and_steps_get_a_plain_answer(
         404,
         422,
     )
+
+
+def test_the_link_is_shown_once_and_never_kept_in_the_clear(
+    app: FastAPI, client: TestClient, session: Session, world: World
+) -> None:
+    app.state.settings = app.state.settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": _free_port(), "smtp_tls": "none"}
+    )
+    obs = _obs(session, world)
+    csrf = login(client, world.observer)
+    _status, token = _share(client, csrf, obs, send_email="1", email="ana@school.example")
+    again = client.get(f"/observations/{obs.id}/shared")  # a reload: no new share, no link
+    assert "data-link-gone" in again.text and token not in again.text
+    _fresh(session)
+    assert len(session.exec(select(FeedbackShare)).all()) == 1
+    message = session.exec(select(MailMessage)).one()
+    assert token not in message.body and "{link}" in message.body
+    assert message.sealed_link and token not in message.sealed_link
+    # Withdrawn before it could go: given up, its sealed link wiped, nothing sent.
+    client.post(f"/observations/{obs.id}/share/revoke", data={"csrf_token": csrf})
+    _fresh(session)
+    message = session.exec(select(MailMessage)).one()
+    assert message.gave_up_at is not None and message.sealed_link is None
+    assert mail.send_due(app.state.engine, app.state.settings) == (0, 0)
+
+
+def test_bad_addresses_are_refused_where_they_are_typed(
+    client: TestClient, session: Session, world: World
+) -> None:
+    obs = _obs(session, world)
+    csrf = login(client, world.observer)
+    for address in ("ana@[", "ana@[school.org", "a@b.c,x@y.z", "Ana <a@b.c>", "a@b"):
+        status, token = _share(client, csrf, obs, send_email="1", email=address)
+        assert (status, token) == (422, ""), address
+    report = import_roster(
+        session=session, data=b"school,teacher,email\nLincoln Elementary,Ana Garc\xc3\xada,ana@[\n"
+    )
+    assert report.errors == [
+        {"row": 2, "column": "email", "message": "'ana@[' is not an e-mail address."}
+    ]
+
+
+def test_two_senders_at_once_send_each_message_once(
+    app: FastAPI, client: TestClient, session: Session, world: World, monkeypatch: Any
+) -> None:
+    import threading
+
+    settings = app.state.settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": _free_port(), "smtp_tls": "none"}
+    )
+    app.state.settings = settings
+    csrf = login(client, world.observer)
+    for _ in range(4):
+        _share(client, csrf, _obs(session, world), send_email="1", email="ana@school.example")
+    sent: list[int] = []
+
+    def slow_send(_settings: Any, message: MailMessage, body: str) -> None:
+        assert "/f/" in body and "{link}" not in body  # unsealed at sending time
+        time.sleep(0.2)
+        sent.append(message.id or 0)
+
+    monkeypatch.setattr(mail, "_send", slow_send)
+    senders = [
+        threading.Thread(target=mail.send_due, args=(app.state.engine, settings)) for _ in range(2)
+    ]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join()
+    assert sorted(sent) == sorted(set(sent)) and len(sent) == 4
+    _fresh(session)
+    assert all(m.sent_at and m.sealed_link is None for m in session.exec(select(MailMessage)))
+
+
+def test_a_message_that_cannot_be_sent_never_holds_up_the_others(
+    app: FastAPI, client: TestClient, session: Session, world: World, monkeypatch: Any
+) -> None:
+    settings = app.state.settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": _free_port(), "smtp_tls": "none"}
+    )
+    app.state.settings = settings
+    csrf = login(client, world.observer)
+    for _ in range(2):
+        _share(client, csrf, _obs(session, world), send_email="1", email="ana@school.example")
+    calls: list[int] = []
+
+    def picky(_settings: Any, message: MailMessage, body: str) -> None:
+        calls.append(message.id or 0)
+        if len(calls) == 1:
+            raise AttributeError("a header the mail library cannot write")
+
+    monkeypatch.setattr(mail, "_send", picky)
+    assert mail.send_due(app.state.engine, settings) == (1, 1)
+
+
+def test_deleting_an_observation_withdraws_its_link(
+    app: FastAPI, client: TestClient, session: Session, world: World
+) -> None:
+    obs = _obs(session, world)
+    csrf = login(client, world.observer)
+    _status, token = _share(client, csrf, obs)
+    admin = TestClient(app, follow_redirects=False)
+    acsrf = login(admin, world.admin)
+    assert (
+        admin.post(f"/observations/{obs.id}/delete", data={"csrf_token": acsrf}).status_code == 303
+    )
+    assert _teacher(app).get(f"/f/{token}").status_code == 404
+    history = admin.get(f"/observations/{obs.id}/history").text
+    assert "the observation was deleted" in history
+
+
+def test_a_share_acted_on_without_an_open_is_in_one_state_only(
+    app: FastAPI, client: TestClient, session: Session, world: World
+) -> None:
+    obs = _obs(session, world)
+    csrf = login(client, world.observer)
+    _share(client, csrf, obs)
+    _fresh(session)
+    share = session.exec(select(FeedbackShare)).one()
+    share.acknowledged_at, share.acknowledged_name = utcnow(), "Ana"
+    session.add(share)
+    session.commit()
+    found = {
+        state: str(obs.id) in client.get(f"/observations?feedback={state}").text
+        for state in ("not_shared", "shared", "opened", "reflected", "acknowledged")
+    }
+    assert found == {
+        "not_shared": False,
+        "shared": False,
+        "opened": False,
+        "reflected": False,
+        "acknowledged": True,
+    }
+
+
+def test_access_logs_never_show_a_feedback_token() -> None:
+    import logging
+
+    from app.main import RedactFeedbackLinks
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "POST", "/f/SECRETTOKEN123456789012345/reflect?x=1", "1.1", 303),
+        None,
+    )
+    assert RedactFeedbackLinks().filter(record)
+    assert "SECRET" not in record.getMessage() and "/f/…/reflect" in record.getMessage()

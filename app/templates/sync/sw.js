@@ -38,7 +38,10 @@ self.addEventListener("activate", (event) => {
 });
 
 function isCacheableNavigation(url) {
-  return !url.pathname.startsWith("/api/") && url.pathname !== "/logout" && url.pathname !== "/login";
+  return !url.pathname.startsWith("/api/") && url.pathname !== "/logout" && url.pathname !== "/login" &&
+    // A teacher's feedback link is its own key, and the page that shows a new link shows it
+    // once: neither is ever kept on a device.
+    !url.pathname.startsWith("/f/") && !/^\/observations\/[^/]+\/shared$/.test(url.pathname);
 }
 
 self.addEventListener("fetch", (event) => {
