@@ -14,6 +14,10 @@ from app.db import make_engine, migrate, set_district_timezone
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the walkthrough console command."""
+    # Every table on the metadata: a command that touches one model (a rubric version, whose
+    # audit rows point at users) must find the tables its foreign keys name.
+    import app.models  # noqa: F401
+
     parser = argparse.ArgumentParser(prog="walkthrough", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")

@@ -89,3 +89,27 @@ def test_migrate_says_what_it_did(
         assert capsys.readouterr().out.startswith("Database is up to date (schema revision ")
     finally:
         get_settings.cache_clear()
+
+
+def test_the_serve_script_steps_work_in_a_fresh_process(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """What scripts/serve runs, each in a process of its own as there (in-process tests have
+    every model imported already; a lone command may not): migrate, rubrics sync, demo data."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "WALKTHROUGH_DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db",
+        "WALKTHROUGH_SECRET_KEY": "cli-test-secret",
+        "WALKTHROUGH_ENV": "development",
+    }
+    for step in (["migrate"], ["rubrics", "sync"], ["demo-data"], ["rubrics", "sync"]):
+        done = subprocess.run(
+            [sys.executable, "-c", "import sys; from app.cli import main; sys.exit(main())", *step],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, (step, done.stdout, done.stderr)
