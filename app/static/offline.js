@@ -20,6 +20,7 @@ const client = (function () {
   var OUTBOX_FORMAT = 1; // bump with a migration in upgradeRecord(), never drop old records
   var MAX_DELAY = 5 * 60 * 1000;
   var ACCOUNT_KEY = "walkthrough-account";
+  var LAST_ACCOUNT_KEY = "walkthrough-last-account"; // kept by the sign-in page
   var JOURNAL = "walkthrough-journal:";
   var QUEUED = "walkthrough-queue:";
   var PAGES = "walkthrough-pages"; // the service worker's cache of pages (personnel data)
@@ -165,7 +166,7 @@ const client = (function () {
   // Put the latest state of an observation in the outbox. Each call gets a new local
   // sequence number; an item being sent keeps its number, so a change made meanwhile is
   // recognised as newer and kept.
-  function enqueue(id, baseRevision, payload, owner) {
+  function enqueue(id, baseRevision, payload, owner, fromFile) {
     var who = owner !== undefined && owner !== null ? owner : currentAccountId();
     var refused = false;
     return store.update("outbox", id, function (current) {
@@ -185,6 +186,7 @@ const client = (function () {
         seq: seq,
         state: "waiting",
         reason: null,
+        from_file: !!fromFile,
         queued_at: new Date().toISOString()
       };
     }).then(function (record) {
@@ -225,13 +227,21 @@ const client = (function () {
   function noteAccount(account) {
     if (!account || signingOut) return Promise.resolve();
     var before = storedAccount();
-    try { localStorage.setItem(ACCOUNT_KEY, JSON.stringify(account)); } catch (e) { /* private mode */ }
+    // The sign-in page forgets who was signed in; the last account is remembered apart, so
+    // the next person's arrival can still remove what the last one left.
+    var last = null;
+    try { last = JSON.parse(localStorage.getItem(LAST_ACCOUNT_KEY) || "null"); } catch (e) { last = null; }
+    try {
+      localStorage.setItem(ACCOUNT_KEY, JSON.stringify(account));
+      localStorage.setItem(LAST_ACCOUNT_KEY, JSON.stringify({ id: account.id }));
+    } catch (e) { /* private mode */ }
     showWho(account);
-    if (before && before.id === account.id) return Promise.resolve();
-    // Someone else (or, on a device that never noted it, anyone) was here: drop their pages,
-    // and their copies of what the server has, then keep this person's start page and
-    // device page ready for offline use.
-    return (before ? forgetSent(before.id) : Promise.resolve()).then(purgePages).then(warmPages);
+    var gone = last && last.id !== account.id ? last.id : null;
+    if (before && before.id === account.id && gone === null) return Promise.resolve();
+    // Someone else (or, on a device that never noted it, anyone) was here: drop their pages
+    // at once, then their copies of what the server has (never holding up the page), then
+    // keep this person's start page and device page ready for offline use.
+    return purgePages().then(function () { return gone !== null ? forgetSent(gone) : null; }).then(warmPages);
   }
 
   function showWho(account) {
@@ -376,16 +386,28 @@ const client = (function () {
 
   // This account's drafts that hold nothing unsent (copies of what the server has), removed
   // when it signs out, like the cached pages; unsent work stays for its author.
-  function forgetSent(me) {
+  function forgetSent(me, olderThan) {
     if (me === null || me === undefined) return Promise.resolve();
-    return Promise.all([store.all("drafts"), store.all("outbox")]).then(function (found) {
+    var work = Promise.all([store.all("drafts"), store.all("outbox")]).then(function (found) {
+      // A Save not yet queued, or typing not yet folded into its draft, keeps the draft.
       var marked = {};
-      try {
-        Object.keys(localStorage).forEach(function (k) { if (k.indexOf(QUEUED) === 0) marked[k.slice(QUEUED.length)] = true; });
-      } catch (e) { /* storage disabled: nothing is marked */ }
-      return Promise.all(core.sentDrafts(found[0], found[1], me, marked).map(function (id) {
-        return store.update("drafts", id, function (d) { return d && !d.dirty && d.owner === me ? null : undefined; });
+      storageKeys(QUEUED).concat(storageKeys(JOURNAL)).forEach(function (id) { marked[id] = true; });
+      var ids = core.sentDrafts(found[0], found[1], me, marked, olderThan);
+      return Promise.all(ids.map(function (id) {
+        return store.update("drafts", id, function (d) { return d && !d.dirty && d.owner === me ? null : undefined; })
+          .then(function () { return forgetPage(id); });
       }));
+    }).catch(function () {});
+    // Never holds up signing out or the page (a frozen page's transaction can block IndexedDB).
+    return Promise.race([work, new Promise(function (resolve) { setTimeout(resolve, 3000); })]);
+  }
+
+  // The cached copy of an observation's edit page goes with the device's copy of its state:
+  // without that, the older page would be the only state left to open offline.
+  function forgetPage(id) {
+    if (!("caches" in window)) return Promise.resolve();
+    return caches.open(PAGES).then(function (pages) {
+      return pages.delete("/observations/" + id + "/edit");
     }).catch(function () {});
   }
 
@@ -419,10 +441,9 @@ const client = (function () {
       });
     }).then(function (response) {
       if (!response.ok) { var refused = new Error("logout " + response.status); refused.answered = response.status; throw refused; }
-      return forgetSent(currentAccountId());
-    }).then(function () {
+      var me = currentAccountId();
       try { localStorage.removeItem(ACCOUNT_KEY); } catch (e) { /* ignore */ }
-      return purgePages();
+      return purgePages().then(function () { return forgetSent(me); });
     }).then(function () {
       location.href = "/login";
     }, fail);
@@ -504,8 +525,19 @@ const client = (function () {
             var mine = fresh.map(upgradeRecord).filter(function (r) { return r.state === "waiting" && core.isMine(r, me); })
               .sort(function (a, b) { return (a.queued_at || "") < (b.queued_at || "") ? -1 : (a.queued_at || "") > (b.queued_at || "") ? 1 : 0; });
             if (!mine.length) return { sent: 0 };
+            var limits = session.sync_limits || core.DEFAULT_LIMITS;
+            // Items added from a file go under a device id of their own: an old copy of this
+            // device's work is then never taken for its latest (a conflict, kept, if behind).
+            var own = mine.filter(function (r) { return !r.from_file; });
+            var filed = mine.filter(function (r) { return r.from_file; });
             return deviceId().then(function (device) {
-              return sendAll(mine, session.csrf_token, device, me, session.sync_limits || core.DEFAULT_LIMITS);
+              return (own.length ? sendAll(own, session.csrf_token, device, me, limits) : Promise.resolve({ sent: 0 }))
+                .then(function (first) {
+                  if (!filed.length || !first || first.sent === undefined) return first;
+                  return sendAll(filed, session.csrf_token, "file:" + device, me, limits).then(function (second) {
+                    return second && second.sent !== undefined ? { sent: first.sent + second.sent } : second;
+                  });
+                });
             });
           });
         });
@@ -660,8 +692,15 @@ const client = (function () {
     if (document.querySelector("[data-capture]")) return Promise.resolve();
     return foldJournals(true).then(function () { return replayQueued(); });
   }
+  // A device keeps its copy of what it sent for a month (an older cached edit page must not
+  // undo it); after that the copy goes, with the cached page it protects against.
+  function pruneOldCopies() {
+    var month = new Date(Date.now() - 30 * 24 * 3600 * 1000).toISOString();
+    return forgetSent(currentAccountId(), month);
+  }
   noteAccount(pageAccount()).then(function () { return claimUnowned(currentAccountId()); })
     .then(leftBehind)
+    .then(pruneOldCopies)
     .catch(function () { /* the page still shows and sends what it can */ })
     .then(function () {
       refreshBadge();
@@ -802,7 +841,7 @@ const client = (function () {
         var added = 0, refused = 0;
         return data.items.reduce(function (chain, item) {
           return chain.then(function () {
-            return enqueue(item.id, item.base_revision || 0, item.payload, me).then(
+            return enqueue(item.id, item.base_revision || 0, item.payload, me, true).then(
               function () { added += 1; }, function () { refused += 1; });
           });
         }, Promise.resolve()).then(function () {

@@ -176,12 +176,14 @@ const core = (function () {
   // The ids of this account's drafts that hold nothing unsent: not dirty, not in the outbox,
   // no Save waiting to be queued (`marked`). They are copies of what the server has, removed
   // with the cached pages when their author signs out; everything unsent stays.
-  function sentDrafts(drafts, outbox, me, marked) {
+  // With `olderThan` (an ISO time), only those synced before it (pruning a device's old copies).
+  function sentDrafts(drafts, outbox, me, marked, olderThan) {
     var queued = {};
     (outbox || []).forEach(function (r) { queued[r.id] = true; });
     return (drafts || []).filter(function (d) {
       return d.owner !== undefined && d.owner !== null && d.owner === me &&
-        !d.dirty && !queued[d.id] && !(marked && marked[d.id]);
+        !d.dirty && !queued[d.id] && !(marked && marked[d.id]) &&
+        (!olderThan || (!!d.synced_at && d.synced_at < olderThan));
     }).map(function (d) { return d.id; });
   }
 

@@ -219,6 +219,10 @@ class Tab(ABC):
     def reload(self) -> None: ...
 
     @abstractmethod
+    def expire_session(self) -> None:
+        """The browser's cookies gone, as when a sign-in expires (the device keeps the rest)."""
+
+    @abstractmethod
     def tap(self, css: str) -> None:
         """A finger's tap on the element (touch where the engine has it)."""
 
@@ -325,6 +329,9 @@ class PlaywrightTab(Tab):
     def reload(self) -> None:
         self.page.reload()
 
+    def expire_session(self) -> None:
+        self.page.context.clear_cookies()
+
     def tap(self, css: str) -> None:
         self.page.locator(css).tap()
 
@@ -366,6 +373,9 @@ class SeleniumTab(Tab):
 
     def reload(self) -> None:
         self.driver.refresh()
+
+    def expire_session(self) -> None:
+        self.driver.delete_all_cookies()
 
     def _element(self, css: str) -> Any:
         found: list[Any] = []

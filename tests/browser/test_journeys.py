@@ -672,3 +672,39 @@ def test_an_older_cached_edit_page_shows_what_this_device_submitted(
     assert conflicts == 0
     values = live_server.text('SELECT "values" FROM observation WHERE teacher_name = :t', t=teacher)
     assert '"value": 4' in values or '"value":4' in values
+
+
+def test_after_a_sign_in_expires_the_next_person_removes_what_the_last_one_left(
+    device: Device, network: FaultProxy, live_server: LiveServer
+) -> None:
+    """The sign-in page forgets who was signed in; the next person to sign in on the tablet
+    still removes the last one's copies of what the server has (never their unsent work)."""
+    tab = device.tab
+    ready_offline(tab, network)
+    sent = f"Expired Sign-In Sent Teacher {device.engine}"
+    record_draft(tab, network, sent, level=2)
+    tab.wait(lambda: stored(live_server, sent) == 1, "the draft on the server")
+    tab.wait(lambda: outbox_size(tab) == 0, "an empty outbox")
+    network.plan("/api/sync/push", *["503"] * 50)
+    unsent = f"Expired Sign-In Unsent Teacher {device.engine}"
+    record_draft(tab, network, unsent, level=3)
+    tab.expect_text(STATUS, "will be sent automatically")
+
+    def drafts() -> list[str]:
+        return list(
+            tab.js(
+                """() => new Promise(r => { const q = indexedDB.open('walkthrough');
+                     q.onsuccess = () => {
+                       const t = q.result.transaction('drafts').objectStore('drafts').getAll();
+                       t.onsuccess = () => { q.result.close();
+                         r(t.result.map(x => x.payload.teacher_name)); }; }; })"""
+            )
+        )
+
+    assert sent in drafts() and unsent in drafts()
+    tab.expire_session()  # the coach's sign-in ran out; the tablet goes to the sign-in page
+    network.plan("/api/sync/push")
+    sign_in(tab, network, PRINCIPAL)
+    tab.goto(network.url + "/outbox")
+    tab.wait(lambda: sent not in drafts(), "the coach's sent copy removed")
+    assert unsent in drafts()  # the coach's unsent work stays for the coach

@@ -146,6 +146,13 @@ def test_unsent_observations_move_by_file_and_are_not_doubled(
     other.locator("[data-import]").set_input_files(path)
     expect(other.locator("[data-import-result]")).to_contain_text("1 observation(s) added")
     _wait_for(lambda: _count(live_server, teacher) == 1)
+    # Sent under a device id of its own: an old copy is never taken for the device's latest.
+    device = live_server.text(
+        "SELECT r.device_id FROM observation_revision r JOIN observation o "
+        "ON o.id = r.observation_id WHERE o.teacher_name = :t",
+        t=teacher,
+    )
+    assert device.startswith("file:"), device
     other_device.close()
 
     # Someone else's file is refused: it would send the coach's work under their name.

@@ -223,3 +223,14 @@ test("signing out forgets only this account's drafts that hold nothing unsent", 
   assert.deepEqual(core.sentDrafts(drafts, [], 2, {}), ["other"]);
   assert.deepEqual(core.sentDrafts([], [], 1, {}), []);
 });
+
+test("old copies are pruned by when they were synced, never unsent ones", () => {
+  const drafts = [
+    { id: "old", owner: 1, dirty: false, synced_at: "2026-09-01T00:00:00.000Z" },
+    { id: "recent", owner: 1, dirty: false, synced_at: "2026-11-29T00:00:00.000Z" },
+    { id: "never", owner: 1, dirty: false },
+    { id: "typing", owner: 1, dirty: true, synced_at: "2026-09-01T00:00:00.000Z" },
+  ];
+  assert.deepEqual(core.sentDrafts(drafts, [], 1, {}, "2026-10-31T00:00:00.000Z"), ["old"]);
+  assert.deepEqual(core.sentDrafts(drafts, [], 1, { old: true }, "2026-10-31T00:00:00.000Z"), []);
+});
