@@ -237,11 +237,37 @@ const client = (function () {
     } catch (e) { /* private mode */ }
     showWho(account);
     var gone = last && last.id !== account.id ? last.id : null;
+    // Their copies of what the server has go after this page has folded any typing left in
+    // the journal (see forgetLeft), on this load or a later one, until none is left.
+    if (gone !== null) noteToForget(gone);
     if (before && before.id === account.id && gone === null) return Promise.resolve();
-    // Someone else (or, on a device that never noted it, anyone) was here: drop their pages
-    // at once, then their copies of what the server has (never holding up the page), then
-    // keep this person's start page and device page ready for offline use.
-    return purgePages().then(function () { return gone !== null ? forgetSent(gone) : null; }).then(warmPages);
+    // Someone else (or, on a device that never noted it, anyone) was here: drop their pages,
+    // then keep this person's start page and device page ready for offline use.
+    return purgePages().then(warmPages);
+  }
+
+  var FORGET_KEY = "walkthrough-forget"; // accounts whose copies of sent work are to go
+  function toForget() {
+    try { var ids = JSON.parse(localStorage.getItem(FORGET_KEY) || "[]"); return Array.isArray(ids) ? ids : []; } catch (e) { return []; }
+  }
+  function noteToForget(id) {
+    var ids = toForget();
+    if (ids.indexOf(id) < 0) ids.push(id);
+    try { localStorage.setItem(FORGET_KEY, JSON.stringify(ids)); } catch (e) { /* private mode */ }
+  }
+  // Each account noted as gone: its copies of sent work are removed; it stays noted while
+  // any copy is kept back (a Save or typing of its own not yet folded in).
+  function forgetLeft() {
+    var me = currentAccountId();
+    var ids = toForget().filter(function (id) { return id !== me; });
+    return ids.reduce(function (chain, id) {
+      return chain.then(function () { return forgetSent(id); }).then(function (left) {
+        if (left === 0) {
+          var now = toForget().filter(function (x) { return x !== id; });
+          try { localStorage.setItem(FORGET_KEY, JSON.stringify(now)); } catch (e) { /* ignore */ }
+        }
+      });
+    }, Promise.resolve()).catch(function () {});
   }
 
   function showWho(account) {
@@ -393,11 +419,12 @@ const client = (function () {
       var marked = {};
       storageKeys(QUEUED).concat(storageKeys(JOURNAL)).forEach(function (id) { marked[id] = true; });
       var ids = core.sentDrafts(found[0], found[1], me, marked, olderThan);
+      var kept = core.sentDrafts(found[0], found[1], me, {}, olderThan).length - ids.length;
       return Promise.all(ids.map(function (id) {
         return store.update("drafts", id, function (d) { return d && !d.dirty && d.owner === me ? null : undefined; })
           .then(function () { return forgetPage(id); });
-      }));
-    }).catch(function () {});
+      })).then(function () { return kept; });
+    }).catch(function () { return -1; });
     // Never holds up signing out or the page (a frozen page's transaction can block IndexedDB).
     return Promise.race([work, new Promise(function (resolve) { setTimeout(resolve, 3000); })]);
   }
@@ -693,13 +720,16 @@ const client = (function () {
     return foldJournals(true).then(function () { return replayQueued(); });
   }
   // A device keeps its copy of what it sent for a month (an older cached edit page must not
-  // undo it); after that the copy goes, with the cached page it protects against.
+  // undo it); after that the copy goes, with the cached page it protects against. Done on
+  // the device page, never in the way of a capture or start page.
   function pruneOldCopies() {
+    if (!document.querySelector("[data-outbox-page]")) return Promise.resolve();
     var month = new Date(Date.now() - 30 * 24 * 3600 * 1000).toISOString();
     return forgetSent(currentAccountId(), month);
   }
   noteAccount(pageAccount()).then(function () { return claimUnowned(currentAccountId()); })
     .then(leftBehind)
+    .then(forgetLeft)
     .then(pruneOldCopies)
     .catch(function () { /* the page still shows and sends what it can */ })
     .then(function () {
