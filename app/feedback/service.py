@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import ColumnElement, func, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.accounts.models import Role, Teacher, User
@@ -261,18 +262,13 @@ def revoke(session: Session, user: User, obs: Observation) -> None:
     """The link stops working at once."""
     if not may_share(user, obs):
         raise Forbidden("Only the observer who recorded this observation manages its sharing.")
-    active = _active(session, obs.id)
-    if not active:
+    if not _active(session, obs.id):
         raise Conflict("There is no active link to withdraw.")
-    for share in active:
-        share.revoked_at = utcnow()
-        session.add(share)
-        _event(session, share, FeedbackEventKind.revoked, user=user)
-        _stop_mail(session, share)
+    revoke_all(session, obs.id, user, "")
 
 
 def revoke_all(session: Session, obs_id: uuid.UUID, user: User | None, why: str) -> None:
-    """Every live link of the observation stops working (it was deleted)."""
+    """Every live link of the observation stops working (withdrawn, or it was deleted)."""
     for share in _active(session, obs_id):
         share.revoked_at = utcnow()
         session.add(share)
@@ -390,3 +386,32 @@ def mail_of(session: Session, share: FeedbackShare) -> list[MailMessage]:
             .order_by(col(MailMessage.id))
         )
     )
+
+
+def state_condition(state: str, observation_id: Any) -> ColumnElement[bool]:
+    """SQL: the observation (`observation_id`, a column) has its feedback at `state`, judged
+    on its one live share as FeedbackShare.state judges it."""
+    S = FeedbackShare
+    live = sa_select(col(S.id)).where(
+        col(S.observation_id) == observation_id, col(S.revoked_at).is_(None)
+    )
+    if state == FeedbackState.not_shared:
+        return ~live.exists()
+    steps = {
+        FeedbackState.shared: [
+            col(S.first_opened_at).is_(None),
+            col(S.reflected_at).is_(None),
+            col(S.acknowledged_at).is_(None),
+        ],
+        FeedbackState.opened: [
+            col(S.first_opened_at).is_not(None),
+            col(S.reflected_at).is_(None),
+            col(S.acknowledged_at).is_(None),
+        ],
+        FeedbackState.reflected: [
+            col(S.reflected_at).is_not(None),
+            col(S.acknowledged_at).is_(None),
+        ],
+        FeedbackState.acknowledged: [col(S.acknowledged_at).is_not(None)],
+    }
+    return live.where(*steps[FeedbackState(state)]).exists()

@@ -41,7 +41,7 @@ from app.db import (
     utcnow,
 )
 from app.errors import Forbidden, Invalid, NotFound
-from app.feedback.models import FeedbackShare
+from app.feedback import service as feedback
 from app.observations.models import (
     Observation,
     ObservationConflict,
@@ -1111,9 +1111,7 @@ def set_deleted(*, session: Session, admin: User, obs: Observation, deleted: boo
     if (obs.deleted_at is not None) == deleted:
         return obs
     if deleted:  # its feedback link stops working with it
-        from app.feedback.service import revoke_all
-
-        revoke_all(session, obs.id, admin, "the observation was deleted")
+        feedback.revoke_all(session, obs.id, admin, "the observation was deleted")
     obs.deleted_at = utcnow() if deleted else None
     obs.deleted_by_id = admin.id if deleted else None
     obs.updated_at = utcnow()
@@ -1259,31 +1257,6 @@ class Filters:
     feedback: str | None = None  # a FeedbackState value: where the feedback loop stands
 
 
-def feedback_condition(state: str) -> ColumnElement[bool]:
-    """Observations whose feedback stands at `state` (its one live share, if any)."""
-    S = FeedbackShare
-    live = sa_select(col(S.id)).where(
-        col(S.observation_id) == col(Observation.id), col(S.revoked_at).is_(None)
-    )
-    if state == "not_shared":
-        return ~live.exists()
-    steps = {
-        "shared": [
-            col(S.first_opened_at).is_(None),
-            col(S.reflected_at).is_(None),
-            col(S.acknowledged_at).is_(None),
-        ],
-        "opened": [
-            col(S.first_opened_at).is_not(None),
-            col(S.reflected_at).is_(None),
-            col(S.acknowledged_at).is_(None),
-        ],
-        "reflected": [col(S.reflected_at).is_not(None), col(S.acknowledged_at).is_(None)],
-        "acknowledged": [col(S.acknowledged_at).is_not(None)],
-    }
-    return live.where(*steps[state]).exists()
-
-
 def list_observations(
     *, session: Session, user: User, filters: Filters, cursor: str | None = None
 ) -> Page[Observation]:
@@ -1314,7 +1287,7 @@ def list_observations(
     if filters.q:
         stmt = stmt.where(contains(col(Observation.teacher_name), filters.q))
     if filters.feedback:
-        stmt = stmt.where(feedback_condition(filters.feedback))
+        stmt = stmt.where(feedback.state_condition(filters.feedback, col(Observation.id)))
     return paginate(
         session,
         stmt,

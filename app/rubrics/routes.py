@@ -33,9 +33,21 @@ Builder = Annotated[User, Depends(require_roles(Role.facilitator, Role.admin))]
 @router.get("/rubrics", response_class=HTMLResponse)
 def library(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     """Every rubric with its versions and their status."""
+    return _library(request, session, user)
+
+
+def _library(
+    request: Request,
+    session: Session,
+    user: User,
+    extra: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The library page (with what a failed import or new rubric brings back to it)."""
     rows = service.list_versions(session=session, user=user)
     rubrics = [(slug, list(versions)) for slug, versions in groupby(rows, key=lambda r: r.slug)]
-    return render(request, "rubrics/library.html", {"rubrics": rubrics})
+    context = {"rubrics": rubrics, **(extra or {})}
+    return render(request, "rubrics/library.html", context, status_code=status_code)
 
 
 @router.get("/rubrics/{slug}/versions/{version}", response_class=HTMLResponse)
@@ -103,10 +115,8 @@ async def import_draft(
             definition=service.parse(raw, source=_source(file), session=session),
         )
     except AppError as exc:
-        rows = service.list_versions(session=session, user=user)
-        rubrics = [(slug, list(v)) for slug, v in groupby(rows, key=lambda r: r.slug)]
-        context = {"rubrics": rubrics, "problem": exc.message, "errors": exc.details, "text": text}
-        return render(request, "rubrics/library.html", context, status_code=exc.status_code)
+        context = {"problem": exc.message, "errors": exc.details, "text": text}
+        return _library(request, session, user, context, exc.status_code)
     return RedirectResponse(f"/rubrics/{row.slug}/versions/{row.version}", status_code=303)
 
 
@@ -173,9 +183,7 @@ def new_rubric(
     }
     fields = {"slug": slug, "title": title, "description": description, "attribution": attribution}
     try:
-        if service.draft_exists(session=session, slug=slug.strip()) or service.rubric_exists(
-            session=session, slug=slug.strip()
-        ):
+        if service.rubric_exists(session=session, slug=slug.strip()):
             taken = f"'{slug.strip()}' is already a rubric: make a new version of it from its page."
             raise Invalid(
                 taken, details=[{"field": "slug", "line": None, "column": None, "message": taken}]
@@ -183,16 +191,13 @@ def new_rubric(
         definition = service.parse(to_yaml(content), source="the new rubric")
         row = service.create_draft(session=session, user=user, definition=definition)
     except AppError as exc:
-        rows = service.list_versions(session=session, user=user)
-        rubrics = [(s, list(v)) for s, v in groupby(rows, key=lambda r: r.slug)]
         errors = builder.error_fields(content, exc.details or [])
         context = {
-            "rubrics": rubrics,
             "new_problem": exc.message,
             "new_errors": {k.removeprefix("source."): v for k, v in errors.items()},
             "new": fields,
         }
-        return render(request, "rubrics/library.html", context, status_code=exc.status_code)
+        return _library(request, session, user, context, exc.status_code)
     return RedirectResponse(f"/rubrics/{row.slug}/versions/{row.version}/build", status_code=303)
 
 

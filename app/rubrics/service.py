@@ -134,13 +134,8 @@ def _next_version(session: Session, slug: str) -> int:
     return int(latest or 0) + 1
 
 
-def draft_exists(*, session: Session, slug: str) -> bool:
-    """Whether the rubric has an open draft."""
-    return _open_draft(session, slug) is not None
-
-
 def rubric_exists(*, session: Session, slug: str) -> bool:
-    """Whether any version of this rubric exists."""
+    """Whether any version of this rubric exists (a draft too)."""
     return (
         session.exec(select(RubricVersion.id).where(RubricVersion.slug == slug)).first() is not None
     )

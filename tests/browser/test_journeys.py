@@ -278,6 +278,20 @@ def cached_pages(tab: Tab) -> str:
     )
 
 
+def device_drafts(tab: Tab) -> list[str]:
+    """The teacher names of every draft kept on the device, whoever's (read from IndexedDB
+    directly: the page's client shows only the signed-in person's)."""
+    return list(
+        tab.js(
+            """() => new Promise(r => { const q = indexedDB.open('walkthrough');
+                 q.onsuccess = () => {
+                   const t = q.result.transaction('drafts').objectStore('drafts').getAll();
+                   t.onsuccess = () => { q.result.close();
+                     r(t.result.map(x => x.payload.teacher_name)); }; }; })"""
+        )
+    )
+
+
 def test_two_accounts_on_one_shared_ipad_never_cross(
     device: Device, network: FaultProxy, live_server: LiveServer
 ) -> None:
@@ -335,13 +349,7 @@ def test_two_accounts_on_one_shared_ipad_never_cross(
     sign_out(tab)
     # The principal's copy of what the server has went with their pages; the coach's
     # unsent work stays.
-    drafts = tab.js(
-        """() => new Promise(r => { const q = indexedDB.open('walkthrough');
-             q.onsuccess = () => {
-               const t = q.result.transaction('drafts').objectStore('drafts').getAll();
-               t.onsuccess = () => { q.result.close();
-                 r(t.result.map(x => x.payload.teacher_name)); }; }; })"""
-    )
+    drafts = device_drafts(tab)
     assert principal_teacher not in drafts and coach_teacher in drafts, drafts
 
     # The coach signs in again: their observation goes, under their name, once.
@@ -588,6 +596,21 @@ def test_a_rubric_built_in_the_app_is_published_and_used_offline_once(
     assert rubric == f"{slug} v1 submitted"
 
 
+def edit_page_visited_online(
+    tab: Tab, network: FaultProxy, live_server: LiveServer, teacher: str
+) -> str:
+    """A draft saved and sent (level 3), then its edit page visited online at revision 1, so
+    the device keeps that copy of the page; returns its address."""
+    ready_offline(tab, network)
+    obs_id = record_draft(tab, network, teacher, level=3)
+    tab.wait(lambda: stored(live_server, teacher) == 1, "the first save on the server")
+    tab.wait(lambda: outbox_size(tab) == 0, "an empty outbox")
+    edit_url = f"{network.url}/observations/{obs_id}/edit"
+    tab.goto(edit_url)
+    tab.expect_checked("#overall_discourse-3")
+    return edit_url
+
+
 def test_an_older_cached_copy_of_an_edit_page_never_undoes_what_was_sent(
     device: Device, network: FaultProxy, live_server: LiveServer
 ) -> None:
@@ -596,14 +619,8 @@ def test_an_older_cached_copy_of_an_edit_page_never_undoes_what_was_sent(
     import json
 
     tab = device.tab
-    ready_offline(tab, network)
     teacher = f"Cached Page Teacher {device.engine}"
-    obs_id = record_draft(tab, network, teacher, level=3)
-    tab.wait(lambda: stored(live_server, teacher) == 1, "the first save on the server")
-    tab.wait(lambda: outbox_size(tab) == 0, "an empty outbox")
-    edit_url = f"{network.url}/observations/{obs_id}/edit"
-    tab.goto(edit_url)  # visited online at revision 1: the device keeps this copy
-    tab.expect_checked("#overall_discourse-3")
+    edit_url = edit_page_visited_online(tab, network, live_server, teacher)
     tab.tap("label[for=overall_discourse-5]")
     tab.tap_button("Save draft")
     tab.wait(lambda: revision(live_server, teacher) == 2, "the edit on the server")
@@ -631,14 +648,8 @@ def test_an_older_cached_edit_page_shows_what_this_device_submitted(
     send): offline, the cached copy of that page from before the submit shows the submitted
     state, not revision 1, and an amendment made there arrives on top of it."""
     tab = device.tab
-    ready_offline(tab, network)
     teacher = f"Cached Submit Teacher {device.engine}"
-    obs_id = record_draft(tab, network, teacher, level=3)
-    tab.wait(lambda: stored(live_server, teacher) == 1, "the first save on the server")
-    tab.wait(lambda: outbox_size(tab) == 0, "an empty outbox")
-    edit_url = f"{network.url}/observations/{obs_id}/edit"
-    tab.goto(edit_url)  # visited online at revision 1: the device keeps this copy
-    tab.expect_checked("#overall_discourse-3")
+    edit_url = edit_page_visited_online(tab, network, live_server, teacher)
     tab.tap("label[for=overall_discourse-5]")
     tab.tap_button("Review and submit")
     tab.tap_button("Submit observation")
@@ -690,21 +701,10 @@ def test_after_a_sign_in_expires_the_next_person_removes_what_the_last_one_left(
     record_draft(tab, network, unsent, level=3)
     tab.expect_text(STATUS, "will be sent automatically")
 
-    def drafts() -> list[str]:
-        return list(
-            tab.js(
-                """() => new Promise(r => { const q = indexedDB.open('walkthrough');
-                     q.onsuccess = () => {
-                       const t = q.result.transaction('drafts').objectStore('drafts').getAll();
-                       t.onsuccess = () => { q.result.close();
-                         r(t.result.map(x => x.payload.teacher_name)); }; }; })"""
-            )
-        )
-
-    assert sent in drafts() and unsent in drafts()
+    assert sent in device_drafts(tab) and unsent in device_drafts(tab)
     tab.expire_session()  # the coach's sign-in ran out; the tablet goes to the sign-in page
     network.plan("/api/sync/push")
     sign_in(tab, network, PRINCIPAL)
     tab.goto(network.url + "/outbox")
-    tab.wait(lambda: sent not in drafts(), "the coach's sent copy removed")
-    assert unsent in drafts()  # the coach's unsent work stays for the coach
+    tab.wait(lambda: sent not in device_drafts(tab), "the coach's sent copy removed")
+    assert unsent in device_drafts(tab)  # the coach's unsent work stays for the coach

@@ -257,16 +257,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _mail_server(app: FastAPI, port: int | None = None) -> Any:
+    """The app's settings with a mail server on 127.0.0.1 (none listens unless a test starts
+    one on `port`)."""
+    app.state.settings = app.state.settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": port or _free_port(), "smtp_tls": "none"}
+    )
+    return app.state.settings
+
+
 def test_email_waits_out_a_mail_server_outage_then_goes_once(
     app: FastAPI, client: TestClient, session: Session, world: World
 ) -> None:
     from aiosmtpd.controller import Controller
 
     port = _free_port()
-    settings = app.state.settings.model_copy(
-        update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_tls": "none"}
-    )
-    app.state.settings = settings
+    settings = _mail_server(app, port)
     world.teacher.email = "ana@school.example"
     session.add(world.teacher)
     session.commit()
@@ -418,9 +424,7 @@ def test_hostile_links_and_steps_get_a_plain_answer(
 def test_the_link_is_shown_once_and_never_kept_in_the_clear(
     app: FastAPI, client: TestClient, session: Session, world: World
 ) -> None:
-    app.state.settings = app.state.settings.model_copy(
-        update={"smtp_host": "127.0.0.1", "smtp_port": _free_port(), "smtp_tls": "none"}
-    )
+    _mail_server(app)
     obs = _obs(session, world)
     csrf = login(client, world.observer)
     _status, token = _share(client, csrf, obs, send_email="1", email="ana@school.example")
@@ -460,10 +464,7 @@ def test_two_senders_at_once_send_each_message_once(
 ) -> None:
     import threading
 
-    settings = app.state.settings.model_copy(
-        update={"smtp_host": "127.0.0.1", "smtp_port": _free_port(), "smtp_tls": "none"}
-    )
-    app.state.settings = settings
+    settings = _mail_server(app)
     csrf = login(client, world.observer)
     for _ in range(4):
         _share(client, csrf, _obs(session, world), send_email="1", email="ana@school.example")
@@ -490,10 +491,7 @@ def test_two_senders_at_once_send_each_message_once(
 def test_a_message_that_cannot_be_sent_never_holds_up_the_others(
     app: FastAPI, client: TestClient, session: Session, world: World, monkeypatch: Any
 ) -> None:
-    settings = app.state.settings.model_copy(
-        update={"smtp_host": "127.0.0.1", "smtp_port": _free_port(), "smtp_tls": "none"}
-    )
-    app.state.settings = settings
+    settings = _mail_server(app)
     csrf = login(client, world.observer)
     for _ in range(2):
         _share(client, csrf, _obs(session, world), send_email="1", email="ana@school.example")
