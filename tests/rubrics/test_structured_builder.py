@@ -201,6 +201,8 @@ def test_every_problem_is_shown_beside_its_field_and_nothing_typed_is_lost(
     assert errors["sections[0].items[0].title"] == "must not be empty"
     assert "valid integer" in errors["sections[0].items[1].levels[1].value"]
     assert 'aria-invalid="true"' in page
+    # The banner at the top links to each field with a problem (far down a tablet's page).
+    assert 'href="#sections[0].items[1].levels[1].value"' in page
     kept = dict(fields_of(page))
     assert kept["sections[0].items[0].key"] == "Bad Key"
     assert kept["sections[0].items[1].levels[0].descriptor"] == "A descriptor I wrote carefully."
