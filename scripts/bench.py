@@ -13,6 +13,10 @@ import a 10,000-row roster import: how long it takes, and /healthz latency meanw
 dashboard  50,000 walk-throughs of a school year seeded through the write path (300 observers,
        200 schools, 20,000 teachers), then each dashboard view, coverage, the lists and a
        teacher page as an admin and as a principal (median/p95), /healthz meanwhile.
+participation  the participation map in Debian's Chromium at tablet size: the time from a tap
+       on a talk type to the marker's count updating (and to the next frame), over 60
+       contributions, through real input events and in-page; and the capture page's first
+       load with the map (HTML, CSS, scripts) compressed as the server sends it.
 sync   10,000 observations x 12 item values pushed over HTTP to a uvicorn on 127.0.0.1 in
        batches of 100, on SQLite and PostgreSQL, next to raw executemany inserts of the same
        rows into the same database in the same run.
@@ -1085,6 +1089,134 @@ def bench_dashboard(args: argparse.Namespace) -> None:
                 print(f"  /healthz meanwhile: {len(health)} probes, {_percentiles(health)}")
 
 
+def bench_participation(args: argparse.Namespace) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from app.demo import DEMO_PASSWORD
+    from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, TABLET
+
+    print(
+        f"participation: {args.taps} contributions on a 24-marker map in Chromium at "
+        f"{TABLET['width']}x{TABLET['height']}, on SQLite"
+    )
+    with database("sqlite") as url, server(url) as base:
+        # First load of the capture page with the map: every file it loads, gzipped as sent.
+        with httpx.Client(base_url=base, headers={"Accept-Encoding": "gzip"}) as web:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/login").text)
+            assert token
+            web.post(
+                "/login",
+                data={
+                    "email": "coach@demo.walkthrough.test",
+                    "password": DEMO_PASSWORD,
+                    "csrf_token": token.group(1),
+                },
+            )
+            sizes: dict[str, tuple[int, int]] = {}
+            page = web.get("/capture/who-talks/1")
+            assert page.status_code == 200, page.status_code
+            html = page.text
+            sizes["/capture/who-talks/1"] = (len(page.content), _wire_size(page))
+            static = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+            todo = list(dict.fromkeys(static))
+            while todo:  # modules import others: follow them
+                path = todo.pop(0)
+                if path in sizes:
+                    continue
+                got = web.get(path)
+                sizes[path] = (len(got.content), _wire_size(got))
+                if path.endswith(".js"):
+                    for name in re.findall(r'import \w+ from "\./([^"]+)"', got.text):
+                        todo.append("/static/" + name)
+        raw = sum(r for r, _w in sizes.values())
+        wire = sum(w for _r, w in sizes.values())
+        print(
+            f"  first load: {len(sizes)} files, {raw / 1024:.1f} KB, "
+            f"{wire / 1024:.1f} KB compressed"
+        )
+        for path, (r, w) in sorted(sizes.items(), key=lambda kv: -kv[1][1]):
+            print(f"    {path:<40} {r / 1024:7.1f} KB  {w / 1024:6.1f} KB gzip")
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport=TABLET, has_touch=True)
+            tab = context.new_page()
+            tab.goto(base + "/login")
+            tab.fill("#email", "coach@demo.walkthrough.test")
+            tab.fill("#password", DEMO_PASSWORD)
+            tab.click("button[type=submit]")
+            tab.wait_for_url(lambda u: "/login" not in u)
+            tab.goto(base + "/observations/new")
+            tab.get_by_label("Teacher").fill("Bench Teacher")
+            tab.get_by_text("Who Talks").click()
+            tab.get_by_role("button", name="Start observing").click()
+            tab.wait_for_url("**/capture/who-talks/1#*")
+            tab.get_by_role("button", name="Lay out the map").click()
+            tab.locator(".p-marker[data-marker='24']").wait_for()
+            # Real taps (touch events through the DevTools protocol): from the talk-type tap
+            # until the marker shows its new count, timed in the page.
+            tapped: list[float] = []
+            for i in range(args.taps):
+                marker = 1 + (i * 7) % 24
+                tab.locator(f".p-marker[data-marker='{marker}']").tap()
+                tab.evaluate(
+                    """m => { const b = document.querySelector(`[data-talk='short']`);
+                      const count = document.querySelector(
+                        `.p-marker[data-marker='${m}'] [data-p-count]`);
+                      const before = count.textContent;
+                      window.__t = null;
+                      b.addEventListener('touchstart', () => {
+                        const t0 = performance.now();
+                        const seen = () => count.textContent !== before
+                          ? (window.__t = performance.now() - t0) : requestAnimationFrame(seen);
+                        requestAnimationFrame(seen);
+                      }, { once: true }); }""",
+                    marker,
+                )
+                tab.locator("[data-talk='short']").tap()
+                tapped.append(float(tab.wait_for_function("window.__t").json_value()))
+            # In the page alone: the click handler, the DOM update and the next frame.
+            inpage = tab.evaluate(
+                """async (n) => {
+                  const out = [];
+                  for (let i = 0; i < n; i++) {
+                    const m = 1 + (i * 5) % 24;
+                    const marker = document.querySelector(`.p-marker[data-marker='${m}']`);
+                    const count = marker.querySelector('[data-p-count]');
+                    const before = count.textContent;
+                    const t0 = performance.now();
+                    marker.click();
+                    document.querySelector("[data-talk='explains']").click();
+                    const updated = count.textContent !== before ? performance.now() - t0 : NaN;
+                    await new Promise(r => requestAnimationFrame(() => r()));
+                    out.push([updated, performance.now() - t0]);
+                  }
+                  return out;
+                }""",
+                args.taps,
+            )
+            events = tab.evaluate(
+                "JSON.parse(document.querySelector('[data-participation]').value).events.length"
+            )
+            browser.close()
+    assert events == 2 * args.taps, events
+    figures = {
+        "real tap on a talk type -> its count on screen": [t / 1000 for t in tapped],
+        "click -> count updated in the DOM (in-page)": [u / 1000 for u, _f in inpage],
+        "click -> the next frame (in-page)": [f / 1000 for _u, f in inpage],
+    }
+    for name, samples in figures.items():
+        print(f"  {name:<48} {_percentiles(samples)}")
+
+
+def _wire_size(response: httpx.Response) -> int:
+    """The bytes on the wire: the body as sent (gzipped when the server compressed it)."""
+    length = response.headers.get("content-length")
+    if response.headers.get("content-encoding") == "gzip" and length:
+        return int(length)
+    return len(response.content)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1113,6 +1245,8 @@ def main() -> None:
     roster = sub.add_parser("import", help="a 10,000-row roster import and /healthz meanwhile")
     roster.add_argument("--rows", type=int, default=10_000)
     roster.add_argument("--sqlite-only", action="store_true")
+    talk = sub.add_parser("participation", help="tap latency and page weight of the map")
+    talk.add_argument("--taps", type=int, default=60)
     dash = sub.add_parser("dashboard", help="dashboards, coverage and lists at 50,000 visits")
     dash.add_argument("--n", type=int, default=50_000)
     dash.add_argument("--repeat", type=int, default=9)
@@ -1125,6 +1259,7 @@ def main() -> None:
         "export": bench_export,
         "load": bench_load,
         "import": bench_import,
+        "participation": bench_participation,
     }
     benches[args.bench](args)
 

@@ -28,8 +28,9 @@ class ObservationItem(SQLModel, table=True):
 
     observation_id: uuid.UUID = Field(foreign_key="observation.id", primary_key=True)
     item_key: str = Field(primary_key=True, max_length=100)
-    kind: str = Field(max_length=12)
-    # scale: the level; count: the tally; check: 1 seen, 0 not; text and unanswered: None.
+    kind: str = Field(max_length=20)
+    # scale: the level; count: the tally; check: 1 seen, 0 not; participation: the students'
+    # contributions; text and unanswered: None.
     value: int | None = Field(default=None, sa_type=BigInteger)  # tallies reach 2^53
     not_observed: bool = False
     # Answered at all: a level, a tally, a tick either way, non-empty text, or "not observed".
@@ -51,6 +52,13 @@ class ObservationItem(SQLModel, table=True):
     observed_week: date
     observed_month: date
     duration_seconds: int | None = None
+    # A participation map (None for other kinds): students on the map, how many spoke, and
+    # the most active 3 students' share and the Gini coefficient in thousandths (None when
+    # nobody spoke).
+    students: int | None = None
+    speakers: int | None = None
+    top_share: int | None = None
+    gini: int | None = None
 
 
 class ObservationItemSum(SQLModel, table=True):
@@ -80,3 +88,10 @@ class ObservationItemSum(SQLModel, table=True):
     timed_visits: int = 0
     filled: int = 0
     evidence: int = 0
+    # Participation maps: students and speakers summed, and over the lessons where someone
+    # spoke (`spoken`), the top-3 shares and Gini coefficients in thousandths summed.
+    students: int = Field(default=0, sa_type=BigInteger)
+    speakers: int = Field(default=0, sa_type=BigInteger)
+    spoken: int = 0
+    top_share: int = Field(default=0, sa_type=BigInteger)
+    gini: int = Field(default=0, sa_type=BigInteger)

@@ -141,6 +141,9 @@ def _charts(dashboard: service.Dashboard) -> dict[str, Markup]:
             rows = [(g.label, c.per_visit, c.visits, g.small) for g, c in cells]
             top = max((v for _g, v, _n, _s in rows if v is not None), default=1.0)
             svg = value_bars(rows, title=item.title, maximum=top, fmt="{:.1f}")
+        elif item.kind == "participation":
+            rows = [(g.label, c.speakers_share, c.visits, g.small) for g, c in cells]
+            svg = value_bars(rows, title=f"{item.title}: students who spoke", maximum=1.0)
         else:
             rows = [
                 (

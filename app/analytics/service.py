@@ -30,9 +30,10 @@ from sqlmodel import select as select_models
 from app.accounts.models import GRADES, Role, School, Teacher, User
 from app.analytics.models import ObservationItem, ObservationItemSum
 from app.db import district_timezone
+from app.observations import participation
 from app.observations.models import Observation
 from app.rubrics.crosswalk import Trace, lineage
-from app.rubrics.loader import CheckItem, CountItem, RubricDefinition, ScaleItem, TextItem
+from app.rubrics.loader import AnyItem, ParticipationItem, RubricDefinition, ScaleItem
 from app.rubrics.models import RubricVersion
 from app.rubrics.service import definition as rubric_definition
 
@@ -91,7 +92,20 @@ def item_rows(
         raw = entry.get("value")
         not_observed = bool(entry.get("not_observed"))
         value: int | None = None
-        if item.kind == "scale":
+        figures: dict[str, int | None] = {}
+        if isinstance(item, ParticipationItem):
+            laid_out = isinstance(raw, dict) and bool(raw.get("markers"))
+            lesson = participation.summarise(item, raw if laid_out else None)
+            value = lesson.contributions if laid_out else None
+            filled = laid_out
+            if laid_out:
+                figures = {
+                    "students": lesson.students,
+                    "speakers": lesson.speakers,
+                    "top_share": _thousandths(lesson.top_share),
+                    "gini": _thousandths(lesson.gini),
+                }
+        elif item.kind == "scale":
             value = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
             filled = value is not None or not_observed
         elif item.kind == "count":
@@ -111,9 +125,17 @@ def item_rows(
                 "not_observed": not_observed,
                 "filled": filled,
                 "has_evidence": bool(str(entry.get("evidence") or "").strip()),
+                "students": figures.get("students"),
+                "speakers": figures.get("speakers"),
+                "top_share": figures.get("top_share"),
+                "gini": figures.get("gini"),
             }
         )
     return rows
+
+
+def _thousandths(x: float | None) -> int | None:
+    return None if x is None else round(x * 1000)
 
 
 def replace_rows(
@@ -162,6 +184,11 @@ _SUMS = (
     "timed_visits",
     "filled",
     "evidence",
+    "students",
+    "speakers",
+    "spoken",
+    "top_share",
+    "gini",
 )
 
 
@@ -211,6 +238,11 @@ class _Sums:
                 1 if timed else 0,
                 1 if row["filled"] else 0,
                 1 if row["has_evidence"] else 0,
+                row["students"] or 0,
+                row["speakers"] or 0,
+                1 if row["gini"] is not None else 0,
+                row["top_share"] or 0,
+                row["gini"] or 0,
             )
             for dim, dim_key, month, week in _dims(row):
                 key = (
@@ -320,6 +352,11 @@ class Cell:
     timed_visits: int = 0
     filled: int = 0  # text: visits with something written
     evidence: int = 0
+    students: int = 0  # participation: students on the maps
+    speakers: int = 0  # ... who spoke at least once
+    spoken: int = 0  # ... lessons where someone spoke
+    top_share: int = 0  # ... the top-3 shares of those lessons, in thousandths, summed
+    gini: int = 0  # ... their Gini coefficients, in thousandths, summed
 
     @property
     def rated(self) -> int:
@@ -356,6 +393,26 @@ class Cell:
         """Text: the share of visits where something was written."""
         return self.filled / self.visits if self.visits else None
 
+    @property
+    def per_lesson(self) -> float | None:
+        """Participation: contributions per lesson with a map."""
+        return self.total / self.filled if self.filled else None
+
+    @property
+    def speakers_share(self) -> float | None:
+        """Participation: the share of students on the maps who spoke at least once."""
+        return self.speakers / self.students if self.students else None
+
+    @property
+    def mean_top_share(self) -> float | None:
+        """Participation: the mean share of the most active 3 (lessons where someone spoke)."""
+        return self.top_share / 1000 / self.spoken if self.spoken else None
+
+    @property
+    def mean_gini(self) -> float | None:
+        """Participation: the mean Gini coefficient (lessons where someone spoke)."""
+        return self.gini / 1000 / self.spoken if self.spoken else None
+
     def add(self, other: "Cell") -> None:
         """Fold another group's figures into this one (the all-groups row)."""
         self.levels.update(other.levels)
@@ -370,6 +427,7 @@ class Cell:
             "check": self.share_seen,
             "count": self.per_visit,
             "text": self.share_filled,
+            "participation": self.speakers_share,
         }[kind]
 
 
@@ -387,7 +445,7 @@ class Group:
 class ItemFigures:
     """One item's figures by group, and for all groups together."""
 
-    item: ScaleItem | CountItem | CheckItem | TextItem
+    item: AnyItem
     section: str
     cells: dict[Any, Cell]
     all: Cell
@@ -449,7 +507,7 @@ def figures(
         elif plan is not None and by == "week":
             grp -= timedelta(days=grp.weekday())  # a week's two parts either side of a month
         # PostgreSQL sums integers as numeric (Decimal): these are all whole numbers.
-        n, total, timed_total, seconds, timed_n, filled, ev = (int(x or 0) for x in figures_)
+        n, total, timed_total, seconds, timed_n, filled, ev, *talk = (int(x or 0) for x in figures_)
         cell = cells[key].setdefault(grp, Cell())
         cell.visits += n
         cell.filled += filled
@@ -461,11 +519,18 @@ def figures(
         kind = kinds[key]
         if kind == "check":
             cell.seen += total
-        elif kind == "count":
+        elif kind in ("count", "participation"):
             cell.total += total
             cell.timed_total += timed_total
             cell.timed_seconds += seconds
             cell.timed_visits += timed_n
+        if kind == "participation":
+            students, speakers, spoken, top_share, gini = talk
+            cell.students += students
+            cell.speakers += speakers
+            cell.spoken += spoken
+            cell.top_share += top_share
+            cell.gini += gini
     visits: dict[Any, int] = {}
     for per_group in cells.values():
         for grp, cell in per_group.items():
@@ -648,6 +713,11 @@ def _rows_query(user: User, filters: Filters, by: str) -> Any:
             func.sum(case((timed, 1), else_=0)),
             func.sum(case((_C.filled, 1), else_=0)),
             func.sum(case((_C.has_evidence, 1), else_=0)),
+            func.sum(func.coalesce(_C.students, 0)),
+            func.sum(func.coalesce(_C.speakers, 0)),
+            func.sum(case((_C.gini.is_not(None), 1), else_=0)),
+            func.sum(func.coalesce(_C.top_share, 0)),
+            func.sum(func.coalesce(_C.gini, 0)),
         )
         .where(scope(user), *filters.where())
         .group_by(group, _C.item_key, level, _C.not_observed)
@@ -975,6 +1045,19 @@ def figure_rows(dashboard: Dashboard, rubric: RubricVersion) -> Iterable[list[An
                 ]
             elif item.kind == "check":
                 measures += [("seen", cell.seen), ("share_seen", cell.share_seen)]
+            elif item.kind == "participation":
+                measures += [
+                    ("lessons_mapped", cell.filled),
+                    ("contributions", cell.total),
+                    ("contributions_per_lesson", cell.per_lesson),
+                    ("per_10_minutes", cell.per_10_minutes),
+                    ("students", cell.students),
+                    ("speakers", cell.speakers),
+                    ("share_spoke", cell.speakers_share),
+                    ("lessons_with_talk", cell.spoken),
+                    ("mean_top3_share", cell.mean_top_share),
+                    ("mean_gini", cell.mean_gini),
+                ]
             elif item.kind == "count":
                 measures += [
                     ("total", cell.total),

@@ -7,12 +7,15 @@ Decisions (see docs/exports.md):
 - Numbers are written as numbers; only text cells are neutralised against spreadsheet
   formulas (a leading =, +, -, @, tab or carriage return gets a leading apostrophe).
 - Times are ISO 8601 with an offset, in UTC.
+- Participation maps: in the long and wide formats a map's value is the number of student
+  contributions (the wide format adds the lesson's figures); each contribution is a row of
+  the participation events data set. Markers are numbered, never named.
 """
 
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
@@ -25,15 +28,16 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.accounts.models import Role, School, Teacher, User
 from app.calibration.models import CalibrationSession, MasterScore, Rater, Rating, Stimulus
 from app.feedback.models import FeedbackShare
+from app.observations import participation
 from app.observations.models import Observation, ObservationStatus
 from app.rubrics.crosswalk import lineage
-from app.rubrics.loader import RubricDefinition, ScaleItem
+from app.rubrics.loader import ParticipationItem, RubricDefinition, ScaleItem
 from app.rubrics.models import RubricStatus, RubricVersion
 
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_ROWS = 2000
 
-Kind = Literal["observations_long", "observations_wide"]
+Kind = Literal["observations_long", "observations_wide", "participation_events"]
 
 CALIBRATION_COLUMNS: list[tuple[str, str, str]] = [
     ("session_id", "integer", "Calibration session."),
@@ -72,8 +76,14 @@ LONG_COLUMNS: list[tuple[str, str, str]] = [
     ("section", "string", "Rubric section of the item."),
     ("item_key", "string", "Item identifier within the rubric version."),
     ("item_title", "string", "Item wording."),
-    ("item_kind", "string", "scale, count, check or text."),
-    ("value", "any", "Level (scale), tally (count), true/false (check) or text; empty if unrated."),
+    ("item_kind", "string", "scale, count, check, text or participation."),
+    (
+        "value",
+        "any",
+        "Level (scale), tally (count), true/false (check), text, or for a participation map the "
+        "number of student contributions logged (the teacher's talk moves not counted); empty "
+        "if unrated or no map was laid out.",
+    ),
     ("level_label", "string", "The label of the level, for scale items."),
     (
         "not_observed",
@@ -131,8 +141,48 @@ HARMONISED_COLUMNS: list[tuple[str, str, str]] = [
 # in the wide format, after the item columns.
 WIDE_BASE = [*LONG_COLUMNS[:13], LONG_COLUMNS[21], LONG_COLUMNS[22]]
 WIDE_TAIL = LONG_COLUMNS[23:]
-# The data type of an item's value column in the wide format, by item kind.
-ITEM_TYPES = {"scale": "integer", "count": "integer", "check": "boolean", "text": "string"}
+# The data type of an item's value column in the wide format, by item kind (a participation
+# map's value is its number of student contributions).
+ITEM_TYPES = {
+    "scale": "integer",
+    "count": "integer",
+    "check": "boolean",
+    "text": "string",
+    "participation": "integer",
+}
+# The participation events data set: one row per contribution logged on a participation map,
+# after the observation's columns (as the long format begins) and its local day.
+EVENT_COLUMNS: list[tuple[str, str, str]] = [
+    *LONG_COLUMNS[:13],
+    LONG_COLUMNS[23],
+    ("item_key", "string", "The participation item (map) within the rubric version."),
+    (
+        "sequence",
+        "integer",
+        "The contribution's place in the order the observer logged them on this map (1, 2, ...).",
+    ),
+    (
+        "marker",
+        "integer",
+        "Who spoke: 0 the teacher, 1..N an anonymous student marker. Markers are numbered per "
+        "lesson, never named: marker 3 in two lessons is not known to be the same student.",
+    ),
+    ("speaker", "string", "student or teacher (marker 0)."),
+    (
+        "talk_type",
+        "string",
+        "The talk type's key (for the teacher: the teacher talk move's key), from the rubric.",
+    ),
+    ("talk_label", "string", "The talk type's (or talk move's) label in the rubric version."),
+    ("second", "integer", "The second of the lesson it was logged at (the lesson timer)."),
+    ("minute", "integer", "The minute of the lesson it was logged in: second // 60, from 0."),
+    (
+        "group_key",
+        "string",
+        "The district-defined grouping label of the student's marker, where the district uses "
+        "them (the rubric item's groups); empty for the teacher and for unlabelled markers.",
+    ),
+]
 
 
 def cell(value: Any, safe: bool = True) -> Any:
@@ -219,7 +269,8 @@ def _base(*columns: Any) -> Any:
     )
 
 
-def _query(user: User, f: Filters) -> Any:
+def _query(user: User, f: Filters, only: Collection[int] | None = None) -> Any:
+    """The observations' columns; `only`: of these rubric versions only."""
     stmt = (
         _base(
             _O.id,
@@ -267,6 +318,8 @@ def _query(user: User, f: Filters) -> Any:
         )
         .where(_O.deleted_at.is_(None), scope(user))
     )
+    if only is not None:
+        stmt = stmt.where(_O.rubric_version_id.in_(sorted(only)))
     return _filtered(stmt, f).order_by(_O.observed_at, _O.id)
 
 
@@ -333,6 +386,8 @@ def rubric_versions(engine: Engine, user: User, f: Filters) -> list[RubricVersio
 
 def count_rows(engine: Engine, user: User, f: Filters, kind: Kind) -> int:
     """How many data rows the export will have (the page shows it before downloading)."""
+    if kind == "participation_events":
+        return _count_events(engine, user, f)
     stmt = _filtered(
         _base(_O.rubric_version_id, func.count()).where(_O.deleted_at.is_(None), scope(user)), f
     ).group_by(_O.rubric_version_id)
@@ -355,6 +410,7 @@ class _Item:
     kind: str
     labels: dict[Any, str]
     safe: bool = True
+    participation: ParticipationItem | None = None  # a participation item's codes
 
     @property
     def cells(self) -> list[Any]:
@@ -366,6 +422,10 @@ class _Item:
         self._cells = [cell(self.section, safe), cell(self.key, safe), cell(self.title, safe)]
         self._cells.append(self.kind)
         self.label_cells = {value: cell(label, safe) for value, label in self.labels.items()}
+        codes = self.participation
+        # A participation map's talk types (students) and teacher talk moves, by key.
+        self.talk_cells = {c.key: cell(c.label, safe) for c in codes.talk_types} if codes else {}
+        self.move_cells = {c.key: cell(c.label, safe) for c in codes.teacher_moves} if codes else {}
 
 
 def _items(content: dict[str, Any], safe: bool = True) -> list[_Item]:
@@ -378,6 +438,7 @@ def _items(content: dict[str, Any], safe: bool = True) -> list[_Item]:
             item.kind,
             {lv.value: lv.label for lv in item.levels} if isinstance(item, ScaleItem) else {},
             safe,
+            item if isinstance(item, ParticipationItem) else None,
         )
         for section, item in definition.items()
     ]
@@ -403,12 +464,13 @@ def _observations(
     tz: ZoneInfo,
     safe: bool = True,
     reflections: bool = False,
+    only: Collection[int] | None = None,
 ) -> Iterator[_Obs]:
     """The filtered observations in order, from a server-side cursor. `reflections`: the
-    teachers' reflection text too (a district setting)."""
+    teachers' reflection text too (a district setting); `only`: of these rubric versions."""
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=1000).execute(
-            _query(user, f)
+            _query(user, f, only)
         )
         for row in result:
             (
@@ -554,6 +616,8 @@ def stream_long(
         for item in items:
             entry = obs.values.get(item.key) or {}
             value = entry.get("value")
+            if item.participation is not None:
+                value = _contributions(item.participation, value)
             evidence = entry.get("evidence")
             batch.append(
                 [
@@ -607,11 +671,19 @@ def stream_wide(
         line = [*obs.head, obs.tags, obs.notes]
         for item in items:
             entry = obs.values.get(item.key) or {}
+            value = entry.get("value")
             line += [
-                cell(entry.get("value"), safe),
+                cell(
+                    _contributions(item.participation, value)
+                    if item.participation is not None
+                    else value,
+                    safe,
+                ),
                 "true" if entry.get("not_observed") else "false",
                 cell(entry.get("evidence", ""), safe),
             ]
+            if item.participation is not None:
+                line += _figures(item.participation, value)
         line += obs.tail
         out.writer.writerow(line)
         counter[0] += 1
@@ -626,9 +698,186 @@ def _status(status: Any) -> str:
     return status.value if isinstance(status, ObservationStatus) else str(status)
 
 
+def _contributions(item: ParticipationItem, value: Any) -> int | None:
+    """A participation map's value in the long and wide formats: its number of student
+    contributions (None when no map was laid out)."""
+    if not isinstance(value, dict):
+        return None
+    return participation.summarise(item, value).contributions
+
+
+def _share(x: float | None) -> float | str:
+    return "" if x is None else round(x, 4)
+
+
+def _figures(item: ParticipationItem, value: Any) -> list[Any]:
+    """The lesson's figures for the wide format (see _participation_columns), all empty when
+    no map was laid out; shares empty when no student contributed."""
+    if not isinstance(value, dict):
+        return [""] * (5 + len(item.talk_types) + len(item.teacher_moves))
+    s = participation.summarise(item, value)
+    return [
+        s.students,
+        s.speakers,
+        _share(s.top_share),
+        _share(s.top_fifth_share),
+        _share(s.gini),
+        *(n for _key, _label, n in s.by_talk),
+        *(n for _key, _label, n in s.by_move),
+    ]
+
+
+def _participation_columns(item: _Item) -> list[tuple[str, str, str]]:
+    """The wide format's columns of a participation item's figures, after its value,
+    __not_observed and __evidence columns."""
+    assert item.participation is not None
+    k, t = item.key, item.title
+    columns = [
+        (
+            f"{k}__students",
+            "integer",
+            f"{t}: student markers on the map (numbered, never named); "
+            "empty when no map was laid out",
+        ),
+        (f"{k}__speakers", "integer", f"{t}: students who contributed at least once"),
+        (
+            f"{k}__top{participation.TOP}_share",
+            "number",
+            f"{t}: share (0 to 1) of the students' contributions made by the "
+            f"{participation.TOP} most active students; empty when no student contributed",
+        ),
+        (
+            f"{k}__top20_share",
+            "number",
+            f"{t}: share (0 to 1) of the students' contributions made by the most active 20% of "
+            "the students (at least one student); empty when no student contributed",
+        ),
+        (
+            f"{k}__gini",
+            "number",
+            f"{t}: Gini coefficient of contributions per student, 0 when every student "
+            "contributed equally, (n-1)/n when one student made every contribution; empty "
+            "when no student contributed",
+        ),
+    ]
+    columns += [
+        (f"{k}__talk_{c.key}", "integer", f"{t}: student contributions coded '{c.label}'")
+        for c in item.participation.talk_types
+    ]
+    columns += [
+        (
+            f"{k}__move_{c.key}",
+            "integer",
+            f"{t}: the teacher's talk moves coded '{c.label}' (marker 0)",
+        )
+        for c in item.participation.teacher_moves
+    ]
+    return columns
+
+
+def has_participation(rv: RubricVersion) -> bool:
+    """Whether a rubric version has a participation item (a map)."""
+    return any(i.participation is not None for i in _items(rv.content))
+
+
+def _maps(engine: Engine, user: User, f: Filters, safe: bool = True) -> dict[int, list[_Item]]:
+    """Per rubric version id among the filtered observations': its participation items."""
+    found: dict[int, list[_Item]] = {}
+    for rv in rubric_versions(engine, user, f):
+        items = [i for i in _items(rv.content, safe) if i.participation is not None]
+        if items and rv.id is not None:
+            found[rv.id] = items
+    return found
+
+
+def _event_rows(item: _Item, values: dict[str, Any], safe: bool = True) -> Iterator[list[Any]]:
+    """The participation events of one map (EVENT_COLUMNS from item_key on): the teacher's
+    talk moves and the contributions of the students on the map, in the order logged."""
+    entry = values.get(item.key) or {}
+    value = entry.get("value")
+    if not isinstance(value, dict):
+        return
+    students = int(value.get("markers") or 0)
+    groups = value.get("groups") or {}
+    for sequence, event in enumerate(value.get("events") or [], start=1):
+        if not isinstance(event, dict):
+            continue
+        marker, talk, at = event.get("marker"), event.get("talk", ""), event.get("at")
+        if marker == participation.TEACHER:
+            speaker, labels, group = "teacher", item.move_cells, ""
+        elif isinstance(marker, int) and 1 <= marker <= students:
+            speaker, labels = "student", item.talk_cells
+            group = cell(groups.get(str(marker), ""), safe)
+        else:
+            continue  # not on the map (the write path refuses these)
+        yield [
+            item.cells[1],
+            sequence,
+            marker,
+            speaker,
+            cell(talk, safe),
+            labels.get(talk, ""),
+            at if isinstance(at, int) else "",
+            at // 60 if isinstance(at, int) else "",
+            group,
+        ]
+
+
+def _count_events(engine: Engine, user: User, f: Filters) -> int:
+    maps = _maps(engine, user, f)
+    if not maps:
+        return 0
+    stmt = _filtered(
+        _base(_O.rubric_version_id, _O["values"]).where(
+            _O.deleted_at.is_(None), scope(user), _O.rubric_version_id.in_(sorted(maps))
+        ),
+        f,
+    )
+    total = 0
+    with engine.connect() as conn:
+        for rv_id, values in conn.execution_options(stream_results=True, yield_per=1000).execute(
+            stmt
+        ):
+            for item in maps[rv_id]:
+                total += sum(1 for _ in _event_rows(item, values or {}))
+    return total
+
+
+def stream_events(
+    engine: Engine,
+    user: User,
+    f: Filters,
+    *,
+    bom: bool,
+    counter: list[int],
+    tz: ZoneInfo,
+    safe: bool = True,
+) -> Iterator[bytes]:
+    """The participation events CSV (one row per contribution logged on a participation map),
+    a chunk at a time; counter[0] ends as the number of data rows."""
+    out = CsvWriter(bom, safe)
+    out.row([c[0] for c in EVENT_COLUMNS])
+    maps = _maps(engine, user, f, safe)
+    pending = 0
+    observations = _observations(engine, user, f, tz=tz, safe=safe, only=maps) if maps else ()
+    for obs in observations:
+        batch = [
+            [*obs.head, obs.tail[0], *row]
+            for item in maps.get(obs.rubric_version_id, [])
+            for row in _event_rows(item, obs.values, safe)
+        ]
+        out.writer.writerows(batch)
+        counter[0] += len(batch)
+        pending += len(batch)
+        if pending >= CHUNK_ROWS:
+            pending = 0
+            yield out.drain()
+    yield out.drain()
+
+
 CODEBOOK_COLUMNS: list[tuple[str, str, str]] = [
     ("column", "string", "A column of the data file."),
-    ("type", "string", "Its type: string, integer, boolean, date, datetime or any."),
+    ("type", "string", "Its type: string, integer, number, boolean, date, datetime or any."),
     ("meaning", "string", "What it holds."),
 ]
 RUBRIC_ITEM_COLUMNS: list[tuple[str, str, str]] = [
@@ -636,7 +885,7 @@ RUBRIC_ITEM_COLUMNS: list[tuple[str, str, str]] = [
     ("rubric_version", "integer", "Rubric version number."),
     ("section", "string", "Rubric section of the item."),
     ("item_key", "string", "Item identifier within the rubric version."),
-    ("item_kind", "string", "scale, count, check or text."),
+    ("item_kind", "string", "scale, count, check, text or participation."),
     ("item_title", "string", "Item wording."),
     ("level_value", "integer", "A level of a scale item (one row per level); empty otherwise."),
     ("level_label", "string", "That level's label."),
@@ -649,13 +898,23 @@ def data_columns(
     """The data file's columns (name, type, meaning), the wide format's item columns too."""
     if kind == "observations_long":
         return list(LONG_COLUMNS) + (HARMONISED_COLUMNS if harmonised else [])
+    if kind == "participation_events":
+        return list(EVENT_COLUMNS)
     columns = list(WIDE_BASE)
     for item in _items(versions[0].content) if versions else []:
+        meaning = f"{item.title} ({item.kind})"
+        if item.participation is not None:
+            meaning += (
+                ": student contributions logged on the map (the teacher's talk moves not "
+                "counted); empty when no map was laid out"
+            )
         columns += [
-            (item.key, ITEM_TYPES[item.kind], f"{item.title} ({item.kind})"),
+            (item.key, ITEM_TYPES[item.kind], meaning),
             (f"{item.key}__not_observed", "boolean", f"{item.title}: marked not observed"),
             (f"{item.key}__evidence", "string", f"{item.title}: evidence note"),
         ]
+        if item.participation is not None:
+            columns += _participation_columns(item)
     return columns + WIDE_TAIL
 
 

@@ -37,6 +37,9 @@ Facilitator = Annotated[User, Depends(require_roles(Role.facilitator, Role.admin
 DATASETS = {
     "observations_long": "Observations, long (one row per observation × item)",
     "observations_wide": "Observations, wide (one row per observation; one rubric version)",
+    "participation_events": (
+        "Participation events (one row per contribution logged on a participation map)"
+    ),
     "calibration": "Calibration ratings (one row per session × round × rater × stimulus × item)",
 }
 
@@ -175,6 +178,8 @@ def _stream(
                 "The wide format needs a single rubric version; "
                 "choose one (or use the long format)."
             )
+        if dataset == "participation_events":  # the versions with a participation map
+            versions = [v for v in versions if exports.has_participation(v)]
     via_token = request.headers.get("authorization", "").lower().startswith("bearer ")
     # Scripts may ask for the exact text (raw=1): spreadsheet safety puts an apostrophe before
     # a leading =, +, - or @, which R and pandas would read as part of the value.
@@ -210,6 +215,10 @@ def _stream(
         elif dataset == "observations_wide":
             yield from exports.stream_wide(
                 engine, user, f, bom=bom, counter=counter, tz=tz, safe=safe, reflections=own
+            )
+        elif dataset == "participation_events":
+            yield from exports.stream_events(
+                engine, user, f, bom=bom, counter=counter, tz=tz, safe=safe
             )
         else:
             yield from exports.stream_long(
@@ -273,18 +282,19 @@ def download(request: Request, user: Exporter, session: SessionDep) -> Response:
 
 @router.get("/api/exports/observations.csv", tags=["exports"])
 def api_observations(request: Request, user: Exporter, session: SessionDep) -> Response:
-    """Observations as CSV for scripts (`Authorization: Bearer <token>`): `kind=long|wide`,
+    """Observations as CSV for scripts (`Authorization: Bearer <token>`):
+    `kind=long|wide|events` (events: one row per contribution logged on a participation map),
     `from`, `to`, `school_id` (repeatable), `rubric` (slug or slug:version), `observer_id`,
     `status`, `bom=1`, `harmonised=1` (long: each row's item and value on the rubric's latest
     version, through the crosswalk). Principals receive their own school only."""
     kind = request.query_params.get("kind", "long")
-    if kind not in ("long", "wide"):
-        raise Invalid("kind: long or wide.")
+    if kind not in ("long", "wide", "events"):
+        raise Invalid("kind: long, wide or events.")
     return _stream(
         request,
         user,
         session,
-        f"observations_{kind}",
+        "participation_events" if kind == "events" else f"observations_{kind}",
         "csv",
         request.query_params.get("bom") == "1",
     )

@@ -25,7 +25,14 @@ from app.feedback.models import (
     MailMessage,
 )
 from app.observations.models import Observation, ObservationStatus
-from app.rubrics.loader import CheckItem, CountItem, RubricDefinition, ScaleItem, TextItem
+from app.rubrics.loader import (
+    CheckItem,
+    CountItem,
+    ParticipationItem,
+    RubricDefinition,
+    ScaleItem,
+    TextItem,
+)
 
 MAX_TEXT = 4000
 
@@ -34,9 +41,17 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def feedback_items(definition: RubricDefinition) -> list[TextItem]:
-    """The items that can be shared as feedback: the written ones (a strength, a next step)."""
-    return [item for _s, item in definition.items() if isinstance(item, TextItem)]
+def feedback_items(definition: RubricDefinition) -> list[TextItem | ParticipationItem]:
+    """The items that can be shared as feedback: the written ones (a strength, a next step),
+    and participation maps (a picture of who talked; numbered markers, never names)."""
+    return [
+        item for _s, item in definition.items() if isinstance(item, (TextItem, ParticipationItem))
+    ]
+
+
+def offered_by_default(item: TextItem | ParticipationItem) -> bool:
+    """Checked on the share form: feedback marked for the teacher, and every map."""
+    return item.share_with_teacher or isinstance(item, ParticipationItem)
 
 
 def may_share(user: User, obs: Observation) -> bool:
@@ -325,9 +340,14 @@ def shared_view(
     anything not chosen never appear."""
     feedback: list[SharedItem] = []
     scores: list[SharedItem] = []
+    maps: list[tuple[ParticipationItem, dict[str, Any]]] = []
     for _section, item in definition.items():
         value = (obs.values.get(item.key) or {}) if isinstance(obs.values, dict) else {}
         raw = value.get("value") if isinstance(value, dict) else None
+        if isinstance(item, ParticipationItem):
+            if item.key in share.items and isinstance(raw, dict):
+                maps.append((item, {"value": raw}))  # the map alone: never evidence
+            continue
         if isinstance(item, TextItem):
             if item.key in share.items and isinstance(raw, str) and raw.strip():
                 feedback.append(SharedItem(item.title, "text", raw))
@@ -349,6 +369,7 @@ def shared_view(
     return {
         "feedback": feedback,
         "scores": scores,
+        "maps": maps,
         "notes": obs.overall_notes if share.include_notes else "",
     }
 

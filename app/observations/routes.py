@@ -1,6 +1,7 @@
 """Observation pages: start, capture, review and submit, read, history, lists, teacher pages
 and tombstones."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any
@@ -17,13 +18,16 @@ from app.db import Count, Id, SessionDep, parse_day, parse_id, parse_int
 from app.errors import Forbidden, NotFound
 from app.feedback import service as feedback
 from app.feedback.models import FeedbackState
-from app.observations import service
+from app.observations import participation, service
 from app.observations.models import Observation, ObservationStatus, new_observation_id
 from app.rubrics import service as rubrics
 from app.rubrics.models import RubricStatus, RubricVersion
-from app.web import page_url, render
+from app.web import page_url, render, templates
 
 router = APIRouter()
+# A participation map's figures, for every page that shows a recorded map (observation, review,
+# print, and the teacher's shared view).
+templates.env.globals["participation_summary"] = participation.summarise
 Recorder = Annotated[User, Depends(require_roles(Role.observer, Role.principal, Role.admin))]
 
 
@@ -220,6 +224,8 @@ def _state_from(obs: Observation) -> dict[str, Any]:
             shown = "na"
         elif isinstance(value, bool):
             shown = "yes" if value else "no"
+        elif isinstance(value, dict):  # a participation map travels as JSON in the form
+            shown = json.dumps(value, separators=(",", ":"))
         else:
             shown = "" if value is None else str(value)
         values[key] = {"value": shown, "evidence": entry.get("evidence", "")}
@@ -406,7 +412,7 @@ def _feedback_context(
         "mail": feedback.mail_of(session, share) if share is not None else [],
         "may_share": may,
         "feedback_items": items,
-        "checked": {i.key for i in items if i.share_with_teacher},
+        "checked": {i.key for i in items if feedback.offered_by_default(i)},
         "scores_default": settings.feedback_scores_default,
         "email": feedback.teacher_email(session, obs) if may else "",
         "mail_server": bool(settings.smtp_host),

@@ -42,6 +42,7 @@ from app.db import (
 )
 from app.errors import Forbidden, Invalid, NotFound
 from app.feedback import service as feedback
+from app.observations import participation
 from app.observations.models import (
     Observation,
     ObservationConflict,
@@ -49,7 +50,16 @@ from app.observations.models import (
     ObservationStatus,
     new_observation_id,
 )
-from app.rubrics.loader import CheckItem, CountItem, RubricDefinition, ScaleItem, TextItem
+from app.observations.participation import ParticipationMap
+from app.rubrics.loader import (
+    AnyItem,
+    CheckItem,
+    CountItem,
+    ParticipationItem,
+    RubricDefinition,
+    ScaleItem,
+    TextItem,
+)
 from app.rubrics.models import RubricStatus, RubricVersion
 from app.rubrics.service import definition as rubric_definition
 
@@ -66,7 +76,10 @@ class ItemValue(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Values live in JSON, not integer columns: any whole number a script can hold exactly.
-    value: bool | Annotated[int, Field(ge=-(2**53), le=2**53)] | LongText | None = None
+    # A participation item's value is its map (markers and coded contributions).
+    value: (
+        bool | Annotated[int, Field(ge=-(2**53), le=2**53)] | LongText | ParticipationMap | None
+    ) = None
     not_observed: bool = False
     evidence: LongText = ""
 
@@ -332,9 +345,7 @@ def _item_errors(
     return errors
 
 
-def _value_problem(
-    item: ScaleItem | CountItem | CheckItem | TextItem, entry: ItemValue
-) -> str | None:
+def _value_problem(item: AnyItem, entry: ItemValue) -> str | None:
     v = entry.value
     if entry.not_observed:
         if not isinstance(item, ScaleItem) or not item.allow_not_observed:
@@ -360,6 +371,12 @@ def _value_problem(
             return "Mark it present or not present."
     elif isinstance(item, TextItem) and not isinstance(v, str):
         return "Enter text."
+    elif isinstance(item, ParticipationItem):
+        if not isinstance(v, ParticipationMap):
+            return "A participation map: markers and contributions."
+        return participation.problem(item, v)
+    if isinstance(v, ParticipationMap) and not isinstance(item, ParticipationItem):
+        return "A participation map fits only a participation item."
     return None
 
 
@@ -1015,6 +1032,14 @@ def payload_from_form(
             entry["value"] = raw == "yes"
         elif item.kind == "text":
             entry["value"] = raw[:MAX_TEXT]
+        elif item.kind == "participation":
+            try:
+                entry["value"] = ParticipationMap.model_validate_json(raw).model_dump()
+            except ValidationError:
+                errors[item.key] = "The participation map could not be read: lay it out again."
+                continue
+            if not entry["value"]["markers"] and not entry["value"]["events"]:
+                del entry["value"]
         else:
             number = parse_int(raw, minimum=-MAX_ID, maximum=MAX_ID)
             if number is None:
@@ -1222,7 +1247,7 @@ def _notes(notes: list[dict[str, Any]]) -> str:
     return "; ".join(f"{n['minute']}′ {n['text']}" for n in notes)
 
 
-def display_value(item: ScaleItem | CountItem | CheckItem | TextItem, entry: dict[str, Any]) -> str:
+def display_value(item: AnyItem, entry: dict[str, Any]) -> str:
     """A value as a person reads it: '3 – Developing', 'Not observed', 'Present', '4'."""
     if entry.get("not_observed"):
         return "Not observed"
@@ -1234,6 +1259,14 @@ def display_value(item: ScaleItem | CountItem | CheckItem | TextItem, entry: dic
         return f"{value} – {label}" if label else str(value)
     if isinstance(item, CheckItem):
         return "Present" if value else "Not present"
+    if isinstance(item, ParticipationItem):
+        if not isinstance(value, dict):
+            return str(value)
+        figures = participation.summarise(item, value)
+        return (
+            f"{figures.contributions} contribution{'s' if figures.contributions != 1 else ''}"
+            f" from {figures.speakers} of {figures.students} students"
+        )
     return str(value)
 
 

@@ -10,13 +10,25 @@ Each item's crosswalk entry is edited beside the item (`sections[0].items[1].cw_
 import re
 from typing import Any
 
-KINDS = ("scale", "count", "check", "text")
+KINDS = ("scale", "count", "check", "text", "participation")
 # What the editor calls each kind (as the capture page does).
-KIND_NAMES = {"scale": "scale", "count": "tally", "check": "look-for", "text": "notes field"}
+KIND_NAMES = {
+    "scale": "scale",
+    "count": "tally",
+    "check": "look-for",
+    "text": "notes field",
+    "participation": "participation map",
+}
+# A participation map's code lists, and what the editor calls one entry of each.
+CODE_LISTS = {
+    "talk_types": "talk type",
+    "teacher_moves": "teacher move",
+    "groups": "grouping label",
+}
 _TOKEN = re.compile(r"([a-z_]+)|\[(\d{1,4})\]")
 _BOOLEANS = {"evidence", "allow_not_observed", "share_with_teacher"}
-_OPTIONAL = {"prompt", "description", "citation", "url", "max"}
-_INTS = {"value", "max", "from_version", "version"}
+_OPTIONAL = {"prompt", "description", "citation", "url", "max", "groups_meaning"}
+_INTS = {"value", "max", "from_version", "version", "seats", "per_row"}
 _TOP = {"title", "description", "source", "sections", "crosswalk"}
 
 
@@ -73,7 +85,7 @@ def form_to_content(fields: list[tuple[str, str]]) -> dict[str, Any]:
 
 _ITEM_FIELDS = {
     "key", "kind", "title", "prompt", "evidence", "allow_not_observed", "max", "share_with_teacher",
-    "cw_status", "cw_previous", "cw_levels",
+    "cw_status", "cw_previous", "cw_levels", "seats", "per_row", "groups_meaning",
 }  # fmt: skip
 
 
@@ -108,6 +120,13 @@ def _shaped(data: Any) -> dict[str, Any]:
                     _texts(level, {"value", "label", "descriptor"})
                     for level in _dicts(item.get("levels"))
                 ]
+            if item.get("kind") == "participation":
+                for name in CODE_LISTS:
+                    codes = [
+                        _texts(c, {"key", "label", "description"}) for c in _dicts(item.get(name))
+                    ]
+                    if codes or name == "talk_types":
+                        shaped[name] = codes
             items.append(shaped)
         sections.append({**_texts(section, {"key", "title", "description"}), "items": items})
     out["sections"] = sections
@@ -227,10 +246,15 @@ def _blank_item(kind: str, taken: set[str]) -> dict[str, Any]:
             {"value": 2, "label": "", "descriptor": ""},
         ]
         item["allow_not_observed"] = False
-    if kind == "text":
-        item["evidence"] = False
-    else:
-        item["evidence"] = True
+    if kind == "participation":
+        item["talk_types"] = [
+            {"key": "explains", "label": "Explains reasoning"},
+            {"key": "question", "label": "Asks a question"},
+            {"key": "builds", "label": "Builds on a peer"},
+            {"key": "short", "label": "Short answer"},
+        ]
+        item["seats"], item["per_row"] = 24, 6
+    item["evidence"] = kind not in ("text", "participation")
     return item
 
 
@@ -293,6 +317,22 @@ def apply(content: dict[str, Any], step: str) -> str | None:
         if isinstance(crosswalk, dict):
             crosswalk.setdefault("items", []).append({"key": item["key"], "status": "new"})
         return f"Added a {KIND_NAMES[parts[2]]} at the end of the section: give it a title."
+    if len(parts) >= 4 and action in ("add-code", "remove-code") and parts[3] in CODE_LISTS:
+        section = section_at(parts[1])
+        items = items_of(section) if section is not None else []
+        found = index(parts[2])
+        if section is None or found is None or found >= len(items):
+            return None
+        codes: list[dict[str, Any]] = items[found].setdefault(parts[3], [])
+        what = CODE_LISTS[parts[3]]
+        if action == "add-code":
+            codes.append({"key": "", "label": ""})
+            return f"Added a {what}: give it a key and a label."
+        k = index(parts[4]) if len(parts) == 5 else None
+        if k is not None and k < len(codes):
+            codes.pop(k)
+            return f"Removed the {what}."
+        return None
     if len(parts) >= 3 and action in ("up", "down", "remove", "add-level", "remove-level"):
         section = section_at(parts[1])
         items = items_of(section) if section is not None else []
@@ -380,4 +420,10 @@ def input_names(content: dict[str, Any]) -> set[str]:
                 names.add(f"{at}.max")
             if item.get("kind") == "text":
                 names.add(f"{at}.share_with_teacher")
+            if item.get("kind") == "participation":
+                names |= {f"{at}.{f}" for f in ("seats", "per_row", "groups_meaning")}
+                for name in CODE_LISTS:
+                    names.add(f"{at}.{name}")
+                    for k, _code in enumerate(item.get(name, []) or []):
+                        names |= {f"{at}.{name}[{k}].{f}" for f in ("key", "label", "description")}
     return names

@@ -33,6 +33,7 @@ LOAD_LOCK = 7_283_002
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+MAX_MARKERS = 80  # student markers on one participation map (a class, or two joined)
 
 
 class _Strict(BaseModel):
@@ -92,7 +93,40 @@ class TextItem(ItemBase):
     evidence: bool = False
 
 
-Item = Annotated[ScaleItem | CountItem | CheckItem | TextItem, Field(discriminator="kind")]
+class Code(_Strict):
+    """One entry of a participation item's codebook: a talk type, a teacher talk move or a
+    grouping label."""
+
+    key: Key
+    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+    description: Text | None = None
+
+
+class ParticipationItem(ItemBase):
+    """A participation map: anonymous student markers, numbered and never named, and each
+    contribution coded by talk type as it happens. Optionally the teacher's talk moves too,
+    and district-defined grouping labels (off unless the district lists them, with what they
+    mean in `groups_meaning`)."""
+
+    kind: Literal["participation"]
+    evidence: bool = False
+    talk_types: list[Code] = Field(min_length=1, max_length=12)
+    teacher_moves: list[Code] = Field(default_factory=list, max_length=12)
+    groups: list[Code] = Field(default_factory=list, max_length=12)
+    groups_meaning: Text | None = None
+    # The layout the capture page offers first: this many seats, this many to a row.
+    seats: int = Field(default=24, ge=1, le=MAX_MARKERS)
+    per_row: int = Field(default=6, ge=1, le=12)
+
+    def codebook(self) -> dict[str, Any]:
+        """What the capture page's map needs: the codes and the first layout."""
+        return self.model_dump(
+            include={"talk_types", "teacher_moves", "groups", "seats", "per_row"}
+        )
+
+
+AnyItem = ScaleItem | CountItem | CheckItem | TextItem | ParticipationItem
+Item = Annotated[AnyItem, Field(discriminator="kind")]
 
 
 class Section(_Strict):
@@ -160,7 +194,7 @@ class RubricDefinition(_Strict):
             del data["crosswalk"]
         return data
 
-    def items(self) -> Iterator[tuple[Section, ScaleItem | CountItem | CheckItem | TextItem]]:
+    def items(self) -> Iterator[tuple[Section, AnyItem]]:
         """Every item with its section, in order."""
         for section in self.sections:
             for item in section.items:
@@ -249,7 +283,13 @@ class _Marks:
             candidate = (*clean, part)
             if candidate in self.marks:
                 clean.append(part)
-            elif isinstance(part, str) and part in ("scale", "count", "check", "text"):
+            elif isinstance(part, str) and part in (
+                "scale",
+                "count",
+                "check",
+                "text",
+                "participation",
+            ):
                 continue  # pydantic's discriminator tag, not a YAML key
             else:
                 clean.append(part)
@@ -267,9 +307,9 @@ def _describe(err: dict[str, Any]) -> str:
     if kind == "missing":
         return "required but missing"
     if kind == "union_tag_invalid":
-        return "kind must be one of: scale, count, check, text"
+        return "kind must be one of: scale, count, check, text, participation"
     if kind == "union_tag_not_found":
-        return "each item needs a kind: scale, count, check or text"
+        return "each item needs a kind: scale, count, check, text or participation"
     if kind == "string_pattern_mismatch":
         return "use lower-case letters, digits and _ (slugs: -), starting with a letter"
     if kind == "string_too_short":
@@ -386,6 +426,8 @@ def content_problems(d: RubricDefinition) -> Iterator[tuple[Path_, str]]:
                 item_keys[item.key] = here
             if isinstance(item, ScaleItem):
                 yield from _scale_problems(item, here)
+            elif isinstance(item, ParticipationItem):
+                yield from _participation_problems(item, here)
     if d.crosswalk is not None:
         yield from _crosswalk_shape(d, d.crosswalk)
 
@@ -504,6 +546,23 @@ def _scale_problems(item: ScaleItem, here: Path_) -> Iterator[tuple[Path_, str]]
             )
         seen.add(level.value)
         previous = level.value
+
+
+def _participation_problems(item: ParticipationItem, here: Path_) -> Iterator[tuple[Path_, str]]:
+    for field_name in ("talk_types", "teacher_moves", "groups"):
+        seen: set[str] = set()
+        for index, code in enumerate(getattr(item, field_name)):
+            if code.key in seen:
+                yield (*here, field_name, index, "key"), f"'{code.key}' is listed twice"
+            seen.add(code.key)
+    if item.groups and item.groups_meaning is None:
+        yield (
+            (*here, "groups_meaning"),
+            "grouping labels need groups_meaning: what the district means by them, for the "
+            "codebook and the observers",
+        )
+    if item.groups_meaning is not None and not item.groups:
+        yield (*here, "groups_meaning"), "groups_meaning explains groups: list the groups too"
 
 
 def discover(root: Path) -> list[Path]:
@@ -752,7 +811,15 @@ def _item_differences(old: Any, new: Any) -> tuple[list[str], list[FieldChange]]
     if isinstance(old, CountItem) and isinstance(new, CountItem) and old.max != new.max:
         changes.append("scale_changed")
         fields.append(FieldChange("max", str(old.max or "none"), str(new.max or "none")))
-    if any(not f.field.startswith(("levels", "not observed", "max")) for f in fields):
+    if isinstance(old, ParticipationItem) and isinstance(new, ParticipationItem):
+        for name in ("talk_types", "teacher_moves", "groups"):
+            before = ", ".join(c.label for c in getattr(old, name))
+            after = ", ".join(c.label for c in getattr(new, name))
+            if [c.key for c in getattr(old, name)] != [c.key for c in getattr(new, name)]:
+                fields.append(FieldChange(f"codes: {name.replace('_', ' ')}", before, after))
+                if "scale_changed" not in changes:
+                    changes.append("scale_changed")
+    if any(not f.field.startswith(("levels", "not observed", "max", "codes")) for f in fields):
         changes.insert(0, "reworded")
     return changes, fields
 

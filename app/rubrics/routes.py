@@ -284,6 +284,7 @@ def _builder(
             "unsaved": unsaved,
             "kinds": builder.KINDS,
             "kind_names": builder.KIND_NAMES,
+            "code_lists": builder.CODE_LISTS,
         },
         status_code=status_code,
     )

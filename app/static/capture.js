@@ -135,6 +135,7 @@ import WC from "./outbox-core.js";
     return lead >= 0 && lead < 120000 ? new Date(firstOpen) : observedAt;
   }
   startedAt = visitStart(startedAt);
+  form.dataset.lessonStart = String(startedAt.getTime()); // the lesson timer, for participation.js
   var draft = null;
   var pending = null;
   var pendingTimer = null;
@@ -223,7 +224,10 @@ import WC from "./outbox-core.js";
       var number = $("input[type=number][name='item-" + key + "']", card);
       var checkbox = $("input[type=checkbox][name='item-" + key + "']", card);
       var text = $("textarea[name='item-" + key + "']", card);
-      if (radios.length) {
+      var map = $("input[data-participation]", card);
+      if (map) {
+        if (map.value) entry.value = JSON.parse(map.value);
+      } else if (radios.length) {
         var chosen = radios.filter(function (r) { return r.checked; })[0];
         if (chosen && chosen.value === "na") entry.not_observed = true;
         else if (chosen && chosen.value !== "") entry.value = Number(chosen.value);
@@ -267,6 +271,12 @@ import WC from "./outbox-core.js";
       var number = $("input[type=number][name='item-" + key + "']", card);
       var checkbox = $("input[type=checkbox][name='item-" + key + "']", card);
       var text = $("textarea[name='item-" + key + "']", card);
+      var map = $("input[data-participation]", card);
+      if (map) {
+        map.value = entry.value && typeof entry.value === "object" ? JSON.stringify(entry.value) : "";
+        map.dispatchEvent(new Event("walkthrough:filled"));
+        return;
+      }
       var wanted = entry.not_observed ? "na" : (entry.value === null || entry.value === undefined ? "" : String(entry.value));
       if (radios.length) radios.forEach(function (r) { r.checked = r.value === wanted; });
       else if (number) number.value = wanted === "" ? "0" : wanted;
@@ -424,7 +434,7 @@ import WC from "./outbox-core.js";
     var values = draft.payload.values || {};
     var unrated = itemCards().filter(function (card) {
       var key = card.id.replace(/^item-/, "");
-      if ($("input[type=number]", card) || $("input[type=checkbox]", card)) return false;
+      if ($("[data-tally]", card) || $("input[type=checkbox]", card)) return false;
       var entry = values[key];
       return !entry || ((entry.value === null || entry.value === undefined || entry.value === "") && !entry.not_observed);
     });
@@ -433,7 +443,12 @@ import WC from "./outbox-core.js";
       var a = document.createElement("a");
       a.href = "#" + card.id;
       a.textContent = $("legend", card).textContent;
-      a.addEventListener("click", function (e) { e.preventDefault(); card.scrollIntoView(); $("input, textarea", card).focus(); });
+      a.addEventListener("click", function (e) {
+        e.preventDefault();
+        card.scrollIntoView();
+        var first = $("input:not([type=hidden]), textarea, button", card);
+        if (first) first.focus();
+      });
       li.appendChild(a);
       missing.appendChild(li);
     });
@@ -532,6 +547,7 @@ import WC from "./outbox-core.js";
             .concat(p.grade ? ["Grade " + p.grade] : []).concat(p.subject ? [p.subject] : []).join(" · ");
           document.title = (stored.label || "Observation") + " · Walkthrough";
           startedAt = visitStart(new Date(p.observed_at));
+          form.dataset.lessonStart = String(startedAt.getTime());
           tick();
         }
         var kept = null;

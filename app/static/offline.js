@@ -700,9 +700,24 @@ const client = (function () {
     // Checked for a new version at every page load, not only when the browser chooses to
     // (WebKit may wait a day): a rubric version published meanwhile reaches the device's
     // cache the next time it is online.
-    navigator.serviceWorker.register("/sw.js", { scope: "/" })
-      .then(function (reg) { return reg.update(); })
-      .catch(function () { /* offline: the registered worker goes on serving */ });
+    // A first install that fails (a fetch lost on a weak network) is tried again while the
+    // page stays open: an observer may stay on one capture page for the whole lesson.
+    var registerWorker = function (tries) {
+      navigator.serviceWorker.register("/sw.js", { scope: "/" })
+        .then(function (reg) {
+          var installing = reg.installing;
+          if (installing && !reg.active && tries > 0) {
+            installing.addEventListener("statechange", function () {
+              if (installing.state === "redundant" && !reg.active) {
+                setTimeout(function () { registerWorker(tries - 1); }, 15000);
+              }
+            });
+          }
+          return reg.update();
+        })
+        .catch(function () { /* offline: the registered worker goes on serving */ });
+    };
+    registerWorker(3);
     navigator.serviceWorker.addEventListener("message", function (event) {
       if (event.data && event.data.type === "flush") flush("background-sync");
     });

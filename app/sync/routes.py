@@ -243,6 +243,8 @@ def service_worker(request: Request, session: SessionDep) -> Response:
         "/static/outbox-core.js",
         "/static/offline.js",
         "/static/capture.js",
+        "/static/participation-core.js",
+        "/static/participation.js",
         "/static/manifest.webmanifest",
         "/static/icons/icon-192.png",
     ]

@@ -309,8 +309,18 @@ class Tab(ABC):
     def expect_count(self, css: str, n: int, timeout_s: float = 20.0) -> None:
         self.wait(lambda: self.count(css) == n, f"{n} of {css}", timeout_s)
 
-    def wait_for_service_worker(self) -> None:
-        self.js("() => navigator.serviceWorker.ready.then(() => true)")
+    def wait_for_service_worker(self, attempts: int = 3) -> None:
+        """Wait until a service worker is active for the page. An install that failed (one of
+        its fetches lost on a loaded machine) leaves `ready` pending for good: like a person,
+        load the page again, which registers again."""
+        for _ in range(attempts):
+            if self.js(
+                "() => Promise.race([navigator.serviceWorker.ready.then(() => true),"
+                " new Promise(r => setTimeout(() => r(false), 20000))])"
+            ):
+                return
+            self.reload()
+        raise AssertionError(f"no service worker became active after {attempts} page loads")
 
 
 class PlaywrightTab(Tab):

@@ -22,7 +22,7 @@ def env(db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untype
 
 def test_check_passes_on_the_shipped_rubrics(env, capsys) -> None:  # type: ignore[no-untyped-def]
     assert cli.main(["rubrics", "check"]) == 0
-    assert "OK: 4 rubric version file(s)" in capsys.readouterr().out
+    assert "OK: 5 rubric version file(s)" in capsys.readouterr().out
 
 
 def test_check_prints_every_error_and_fails(env, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -197,6 +197,7 @@ def test_shipped_rubrics_are_valid() -> None:
         ("math-discourse-quality", 2),
         ("math-talk-community", 1),
         ("discourse-walkthrough", 1),
+        ("who-talks", 1),
     }
     by_key = {(d.slug, d.version): d for _p, d in good}
     mtc = by_key[("math-talk-community", 1)]

@@ -82,6 +82,7 @@ def test_api_lists_versions_with_hashes(client: TestClient, world: World, sessio
         ("math-discourse-quality", 1),
         ("math-discourse-quality", 2),
         ("math-talk-community", 1),
+        ("who-talks", 1),
     }
     mdq = entries[("math-discourse-quality", 2)]
     assert mdq["status"] == "published"

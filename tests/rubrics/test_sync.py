@@ -32,10 +32,10 @@ def rows(engine) -> list[RubricVersion]:  # type: ignore[no-untyped-def]
 
 def test_loading_twice_is_idempotent(engine) -> None:  # type: ignore[no-untyped-def]
     first = sync_rubrics(engine, RUBRICS_DIR)
-    assert len(first.inserted) == 4
+    assert len(first.inserted) == 5
     before = [(r.id, r.content_hash, r.published_at) for r in rows(engine)]
     second = sync_rubrics(engine, RUBRICS_DIR)
-    assert (second.inserted, second.updated, len(second.verified)) == ([], [], 4)
+    assert (second.inserted, second.updated, len(second.verified)) == ([], [], 5)
     assert [(r.id, r.content_hash, r.published_at) for r in rows(engine)] == before
 
 
@@ -125,6 +125,7 @@ def test_concurrent_loading_creates_each_version_once(db_url: str) -> None:
         ("math-discourse-quality", 1),
         ("math-discourse-quality", 2),
         ("math-talk-community", 1),
+        ("who-talks", 1),
     ]
     for e in engines:
         e.dispose()
