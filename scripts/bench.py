@@ -1174,7 +1174,14 @@ def bench_participation(args: argparse.Namespace) -> None:
                     marker,
                 )
                 tab.locator("[data-talk='short']").tap()
-                tapped.append(float(tab.wait_for_function("window.__t").json_value()))
+                tapped.append(
+                    float(
+                        tab.evaluate(
+                            """() => new Promise(r => { const poll = () => window.__t !== null
+                              ? r(window.__t) : requestAnimationFrame(poll); poll(); })"""
+                        )
+                    )
+                )
             # In the page alone: the click handler, the DOM update and the next frame.
             inpage = tab.evaluate(
                 """async (n) => {
