@@ -7,6 +7,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -96,6 +97,21 @@ def _localtime(context: Any, value: datetime | None, fmt: str = "%a %-d %b %Y, %
 
 
 templates.env.filters["localtime"] = _localtime
+
+
+def half_up(value: float | None, places: int = 2, percent: bool = False) -> str:
+    """A figure rounded as the browser rounds it (halves up: JavaScript's toFixed and
+    Math.round), so a page and the capture page beside it never differ by the last digit:
+    0.125 is 0.13, and 12.5% is 13%. None is "—"."""
+    if value is None:
+        return "—"
+    exact = Decimal(value) * (100 if percent else 1)
+    shown = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return f"{shown}%" if percent else str(shown)
+
+
+templates.env.filters["half_up"] = half_up
+templates.env.filters["percent"] = lambda value: half_up(value, 0, percent=True)
 
 
 def compute_build_id() -> str:

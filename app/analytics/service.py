@@ -228,7 +228,10 @@ class _Sums:
                 bucket, level = 0, row["value"]
             else:
                 bucket, level = 2, 0
-            timed = (row["duration_seconds"] or 0) > 0
+            # A visit's time counts for a participation item only when a map was laid out.
+            timed = (row["duration_seconds"] or 0) > 0 and (
+                row["kind"] != "participation" or row["filled"]
+            )
             value = 0 if scale else row["value"] or 0
             amounts = (
                 1,
@@ -698,7 +701,7 @@ def _sums_query(filters: Filters, by: str, dim: str, grain: str) -> Any:
 def _rows_query(user: User, filters: Filters, by: str) -> Any:
     group = _group_column(by).label("grp")
     scale = _C.kind == "scale"
-    timed = _C.duration_seconds > 0
+    timed = and_(_C.duration_seconds > 0, or_(_C.kind != "participation", _C.filled))
     level = case((scale, _C.value), else_=None).label("level")
     return (
         select(

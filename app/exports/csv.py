@@ -700,8 +700,9 @@ def _status(status: Any) -> str:
 
 def _contributions(item: ParticipationItem, value: Any) -> int | None:
     """A participation map's value in the long and wide formats: its number of student
-    contributions (None when no map was laid out)."""
-    if not isinstance(value, dict):
+    contributions (None when no map was laid out: no value, or no markers, as the dashboards
+    count it)."""
+    if not isinstance(value, dict) or not value.get("markers"):
         return None
     return participation.summarise(item, value).contributions
 
@@ -713,7 +714,7 @@ def _share(x: float | None) -> float | str:
 def _figures(item: ParticipationItem, value: Any) -> list[Any]:
     """The lesson's figures for the wide format (see _participation_columns), all empty when
     no map was laid out; shares empty when no student contributed."""
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or not value.get("markers"):
         return [""] * (5 + len(item.talk_types) + len(item.teacher_moves))
     s = participation.summarise(item, value)
     return [
@@ -942,6 +943,50 @@ def rubric_items_csv(versions: list[RubricVersion]) -> bytes:
     return out.drain()
 
 
+PARTICIPATION_CODE_COLUMNS: list[tuple[str, str, str]] = [
+    ("rubric_slug", "string", "Rubric identifier."),
+    ("rubric_version", "integer", "Rubric version number."),
+    ("item_key", "string", "The participation item (map) within the rubric version."),
+    (
+        "code_list",
+        "string",
+        "talk_type (students' contributions), teacher_move (marker 0), group (a district-"
+        "defined grouping label of a marker), or groups_meaning (what the labels mean).",
+    ),
+    ("code_key", "string", "The code as the data sets write it (talk_type, group_key)."),
+    ("code_label", "string", "Its label in the rubric version."),
+    ("code_description", "string", "What it means (for groups_meaning: the district's text)."),
+]
+
+
+def has_maps(versions: list[RubricVersion]) -> bool:
+    """Does any of these rubric versions have a participation map?"""
+    return any(item.participation is not None for rv in versions for item in _items(rv.content))
+
+
+def participation_codes_csv(versions: list[RubricVersion]) -> bytes:
+    """The codebook of every participation map in these versions: one row per talk type,
+    teacher move and grouping label, and the district's meaning of the labels."""
+    out = CsvWriter(bom=False)
+    out.row([c[0] for c in PARTICIPATION_CODE_COLUMNS])
+    for rv in versions:
+        for item in _items(rv.content):
+            codes = item.participation
+            if codes is None:
+                continue
+            head = [rv.slug, rv.version, item.key]
+            for name, listed in (
+                ("talk_type", codes.talk_types),
+                ("teacher_move", codes.teacher_moves),
+                ("group", codes.groups),
+            ):
+                for code in listed:
+                    out.row([*head, name, code.key, code.label, code.description or ""])
+            if codes.groups_meaning:
+                out.row([*head, "groups_meaning", "", "", codes.groups_meaning])
+    return out.drain()
+
+
 def _resource(name: str, path: str, columns: list[tuple[str, str, str]]) -> dict[str, Any]:
     return {
         "name": name,
@@ -971,6 +1016,10 @@ def datapackage(
     resources = [data, _resource("codebook", "codebook.csv", CODEBOOK_COLUMNS)]
     if versions:
         resources.append(_resource("rubric-items", "rubric_items.csv", RUBRIC_ITEM_COLUMNS))
+    if has_maps(versions):
+        resources.append(
+            _resource("participation-codes", "participation_codes.csv", PARTICIPATION_CODE_COLUMNS)
+        )
     descriptor = {
         "profile": "tabular-data-package",
         "name": "walkthrough-" + kind.replace("_", "-"),

@@ -253,6 +253,8 @@ def _stream(
         archive.writestr("codebook.csv", exports.codebook_csv(columns))
         if versions:
             archive.writestr("rubric_items.csv", exports.rubric_items_csv(versions))
+        if exports.has_maps(versions):
+            archive.writestr("participation_codes.csv", exports.participation_codes_csv(versions))
         package = exports.datapackage(dataset, versions, f"{name}.csv", columns)  # type: ignore[arg-type]
         archive.writestr("datapackage.json", package)
     spool.seek(0)

@@ -33,7 +33,9 @@ class TalkEvent(BaseModel):
 
     marker: int = Field(ge=0, le=MAX_MARKERS)
     talk: CodeKey
-    at: int = Field(ge=0, le=24 * 3600)
+    # None: logged more than a day after the lesson began (an amendment), when the lesson
+    # timer no longer says when it was said.
+    at: int | None = Field(ge=0, le=24 * 3600)
 
 
 class ParticipationMap(BaseModel):
@@ -44,7 +46,7 @@ class ParticipationMap(BaseModel):
     markers: int = Field(ge=0, le=MAX_MARKERS)
     per_row: int = Field(default=6, ge=1, le=12)
     # Marker number (as JSON object keys are text) -> grouping label key.
-    groups: dict[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}$")], CodeKey] = Field(
+    groups: dict[Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,2}$")], CodeKey] = Field(
         default_factory=dict, max_length=MAX_MARKERS
     )
     events: list[TalkEvent] = Field(default_factory=list, max_length=MAX_EVENTS)
@@ -77,6 +79,19 @@ def problem(item: ParticipationItem, value: ParticipationMap) -> str | None:
         if label not in labels:
             return f"Marker {int(marker)}: '{label}' is not one of the grouping labels."
     return None
+
+
+def describe(item: ParticipationItem, value: Any) -> str:
+    """A map in words, for history and conflicts: totals, by talk type, by student."""
+    if not isinstance(value, dict) or not value.get("markers"):
+        return "—"
+    s = summarise(item, value)
+    parts = [f"{s.contributions} contributions from {s.speakers} of {s.students} students"]
+    parts.append("by talk type: " + ", ".join(f"{label} {n}" for _k, label, n in s.by_talk))
+    if s.by_move:
+        parts.append("teacher: " + ", ".join(f"{label} {n}" for _k, label, n in s.by_move))
+    parts.append("per student: " + ", ".join(str(n) for n in s.per_marker))
+    return "; ".join(parts)
 
 
 def gini(counts: list[int]) -> float | None:

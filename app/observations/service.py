@@ -13,9 +13,11 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
     StringConstraints,
+    Tag,
     ValidationError,
     field_validator,
 )
@@ -70,15 +72,27 @@ Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200),
 LongText = Annotated[str, StringConstraints(max_length=MAX_TEXT), NoNul]
 
 
+# Values live in JSON, not integer columns: any whole number a script can hold exactly.
+PlainValue = bool | Annotated[int, Field(ge=-(2**53), le=2**53)] | LongText
+
+
+def _value_shape(value: Any) -> str:
+    return "map" if isinstance(value, (dict, ParticipationMap)) else "plain"
+
+
 class ItemValue(BaseModel):
     """The value recorded for one rubric item, with optional evidence."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # Values live in JSON, not integer columns: any whole number a script can hold exactly.
-    # A participation item's value is its map (markers and coded contributions).
+    # A participation item's value is its map (markers and coded contributions): an object is
+    # read as a map alone, so a bad map's reasons are about the map.
     value: (
-        bool | Annotated[int, Field(ge=-(2**53), le=2**53)] | LongText | ParticipationMap | None
+        Annotated[
+            Annotated[ParticipationMap, Tag("map")] | Annotated[PlainValue, Tag("plain")],
+            Discriminator(_value_shape),
+        ]
+        | None
     ) = None
     not_observed: bool = False
     evidence: LongText = ""
@@ -347,6 +361,9 @@ def _item_errors(
 
 def _value_problem(item: AnyItem, entry: ItemValue) -> str | None:
     v = entry.value
+    if isinstance(item, ParticipationItem) and entry.evidence.strip():
+        # A map holds numbers and codes only: nothing on it can name a student.
+        return "A participation map takes no evidence note: write what you noticed in the notes."
     if entry.not_observed:
         if not isinstance(item, ScaleItem) or not item.allow_not_observed:
             return "This item cannot be marked 'not observed'."
@@ -1220,7 +1237,16 @@ def diff_snapshots(
     for _s, item in definition.items():
         before = old.get("values", {}).get(item.key, {})
         after = new.get("values", {}).get(item.key, {})
-        if display_value(item, before) != display_value(item, after):
+        if isinstance(item, ParticipationItem):
+            # Two maps with the same totals can differ in who spoke, how, when or with which
+            # label: compare the maps themselves, and say what differs.
+            if before.get("value") != after.get("value"):
+                was = participation.describe(item, before.get("value"))
+                now = participation.describe(item, after.get("value"))
+                if was == now:
+                    now += " (the same counts: the times, order or labels of contributions differ)"
+                changes.append(Difference(item.title, was, now))
+        elif display_value(item, before) != display_value(item, after):
             changes.append(
                 Difference(item.title, display_value(item, before), display_value(item, after))
             )

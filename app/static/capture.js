@@ -206,6 +206,8 @@ import WC from "./outbox-core.js";
       var minutes = Math.round(elapsedSeconds() / 60);
       if (duration && !duration.value && minutes <= 240) duration.value = String(minutes);
     });
+    // Nothing to fill from the device: a map works on what the server sent.
+    $$("input[data-participation]", form).forEach(function (map) { map.dispatchEvent(new Event("walkthrough:filled")); });
     return;
   }
 

@@ -46,13 +46,19 @@ const core = (function () {
     return next;
   }
 
-  // The second tap: marker `marker` said something of type `talk` at second `at`.
+  // The second tap: marker `marker` said something of type `talk` at second `at` of the
+  // lesson (null: more than a day after it began, when the timer no longer says when).
   function tap(map, marker, talk, at) {
     if (marker < 0 || marker > map.markers || map.events.length >= MAX_EVENTS) return map;
     var next = copy(map);
-    next.events.push({ marker: marker, talk: talk, at: Math.max(0, Math.min(86400, Math.floor(at) || 0)) });
+    var second = at === null || at > 86400 ? null : Math.max(0, Math.floor(at) || 0);
+    next.events.push({ marker: marker, talk: talk, at: second });
     return next;
   }
+
+  // Figures rounded as the server's pages round them (halves up): 0.125 is "0.13" and "13%".
+  function percent(x) { return x === null ? "—" : Math.round(x * 100) + "%"; }
+  function fixed(x, places) { return x === null ? "—" : x.toFixed(places); }
 
   function undo(map) {
     if (!map.events.length) return map;
@@ -136,6 +142,9 @@ const core = (function () {
   return {
     TEACHER: TEACHER,
     MAX_MARKERS: MAX_MARKERS,
+    MAX_EVENTS: MAX_EVENTS,
+    percent: percent,
+    fixed: fixed,
     layout: layout,
     highestUsed: highestUsed,
     addMarker: addMarker,

@@ -15,10 +15,11 @@ import P from "./participation-core.js";
     if (text !== undefined) node.textContent = text;
     return node;
   }
-  function percent(x) { return x === null ? "—" : Math.round(x * 100) + "%"; }
+  var percent = P.percent;
   function clockOf(seconds) {
+    if (seconds === null) return "";
     var m = Math.floor(seconds / 60), s = seconds % 60;
-    return m + ":" + String(s).padStart(2, "0");
+    return " at " + m + ":" + String(s).padStart(2, "0");
   }
 
   var form = document.querySelector("[data-capture]");
@@ -40,15 +41,19 @@ import P from "./participation-core.js";
     var groupLabels = {};
     codes.groups.forEach(function (c) { groupLabels[c.key] = c.label; });
     var chosen = null; // the marker tapped first, waiting for its kind of talk
+    var waiting = root.hasAttribute("data-p-wait"); // until capture.js has filled the field
 
     function current() {
       if (!input.value) return null;
       try { return JSON.parse(input.value); } catch (e) { return null; }
     }
 
+    // The second of the lesson, from the capture page's lesson timer; null more than a day
+    // after the lesson began (an amendment), as the timer then shows "—".
     function lessonSecond() {
       var start = Number(form.dataset.lessonStart) || Date.now();
-      return Math.max(0, Math.floor((Date.now() - start) / 1000));
+      var second = Math.max(0, Math.floor((Date.now() - start) / 1000));
+      return second > 86400 ? null : second;
     }
 
     // A new map state: kept in the field, shown, and saved by capture.js at once.
@@ -80,7 +85,8 @@ import P from "./participation-core.js";
     // The whole map: on load, after a layout change or an undo.
     function render() {
       var map = current();
-      var disabled = input.disabled;
+      var disabled = input.disabled || waiting;
+      setDisabled(disabled);
       $("[data-p-setup]", root).hidden = !!map;
       $("[data-p-map]", root).hidden = !map;
       grid.textContent = "";
@@ -97,9 +103,16 @@ import P from "./participation-core.js";
         grid.appendChild(teacher);
       }
       for (var n = 1; n <= map.markers; n++) grid.appendChild(markerButton(n, counts[n - 1], map.groups[String(n)]));
-      Array.prototype.forEach.call(root.querySelectorAll("button"), function (b) { if (disabled) b.disabled = true; });
+      setDisabled(disabled);
       undoButton.disabled = disabled || !map.events.length;
       renderSummary(map);
+    }
+
+    // Every control of the map: off while it waits for the device's copy, or is read-only.
+    function setDisabled(disabled) {
+      Array.prototype.forEach.call(root.querySelectorAll("button, input:not([type=hidden])"), function (b) {
+        b.disabled = disabled;
+      });
     }
 
     // After one tap only the marker's count and the figures change.
@@ -165,10 +178,14 @@ import P from "./participation-core.js";
         var at = lessonSecond();
         var next = P.tap(map, who, target.dataset.talk, at);
         unchoose();
+        if (next === map) {
+          last.textContent = "The map holds at most " + P.MAX_EVENTS + " contributions: this one was not added.";
+          return;
+        }
         commit(next);
         update(next, who);
         last.textContent = (who === P.TEACHER ? "Teacher" : "Student " + who) + ": " +
-          labels[target.dataset.talk] + " at " + clockOf(at) + ".";
+          labels[target.dataset.talk] + clockOf(at) + ".";
       } else if (target.matches("[data-group]") && chosen !== null && map) {
         var marked = P.setGroup(map, chosen, target.dataset.group);
         commit(marked);
@@ -182,8 +199,12 @@ import P from "./participation-core.js";
         commit(P.undo(map));
         render();
         last.textContent = "Took back " + (gone.marker === P.TEACHER ? "the teacher's " : "student " + gone.marker + "'s ") +
-          (labels[gone.talk] || gone.talk) + " at " + clockOf(gone.at) + ".";
+          (labels[gone.talk] || gone.talk) + clockOf(gone.at) + ".";
       } else if (target.matches("[data-p-add]") && map) {
+        if (map.markers >= P.MAX_MARKERS) {
+          last.textContent = "The map holds at most " + P.MAX_MARKERS + " students.";
+          return;
+        }
         commit(P.addMarker(map));
         render();
         last.textContent = "Added student " + current().markers + ".";
@@ -191,7 +212,7 @@ import P from "./participation-core.js";
     });
 
     // capture.js fills the field from this device's copy when the page loads.
-    input.addEventListener("walkthrough:filled", render);
+    input.addEventListener("walkthrough:filled", function () { waiting = false; render(); });
 
     function renderSummary(map) {
       var s = P.summary(codes, map);
@@ -217,7 +238,7 @@ import P from "./participation-core.js";
       });
       [["The most active 3 students' share", percent(s.top_share)],
        ["The top 20% (" + s.top_fifth + " student" + (s.top_fifth === 1 ? "" : "s") + ")", percent(s.top_fifth_share)],
-       ["Evenness: Gini coefficient", s.gini === null ? "— (no contributions)" : s.gini.toFixed(2)]].forEach(function (pair) {
+       ["Evenness: Gini coefficient", s.gini === null ? "— (no contributions)" : P.fixed(s.gini, 2)]].forEach(function (pair) {
         var row = el("tr");
         row.appendChild(el("th", { scope: "row" }, pair[0]));
         row.appendChild(el("td", {}, pair[1]));

@@ -124,6 +124,9 @@ def test_the_dashboard_rolls_maps_up_by_school_and_month(
     csv = client.get(f"/dashboard.csv?rubric_version_id={vid}&by=school&from=2026-08-01").text
     assert ",talk_map,Participation map,participation,mean_gini,0.3125" in csv
     assert ",talk_map,Participation map,participation,share_spoke,0.5385" in csv
+    # Per 10 minutes of the lessons that were mapped: 14 contributions in 3 x 20 minutes (the
+    # visit with no map does not lengthen the time).
+    assert "All,4,false,talk_map,Participation map,participation,per_10_minutes,2.3333" in csv
 
 
 def test_the_sums_equal_the_rows_after_amending_and_deleting(

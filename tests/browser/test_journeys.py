@@ -568,7 +568,16 @@ def test_a_rubric_built_in_the_app_is_published_and_used_offline_once(
     sign_out(tab)
 
     ready_offline(tab, network)  # the coach's tablet learns of the new version online
-    tab.wait_js("path => caches.match(path).then(r => !!r)", f"/capture/{slug}/1")
+    # The new version's worker has finished installing and taken over: a page already in its
+    # cache is not enough (going offline mid-install would fail the install, and the worker
+    # still in charge has no copy of the new capture page).
+    tab.wait_js(
+        "path => navigator.serviceWorker.getRegistration().then(r => !!r && !r.installing"
+        " && !r.waiting && !!r.active && r.active.state === 'activated')"
+        ".then(done => done && caches.match(path).then(m => !!m))",
+        f"/capture/{slug}/1",
+        timeout_s=60,
+    )
     network.offline()
     teacher = f"Built Rubric Teacher {device.engine}"
     tab.goto(network.url + "/observations/new")

@@ -577,7 +577,25 @@ def test_zips_with_maps_are_valid_frictionless_data_packages(
     archive.extractall(tmp_path)
     names = set(archive.namelist())
     csv_name = next(n for n in names if n.startswith("walkthrough-"))
-    assert names == {csv_name, "codebook.csv", "datapackage.json", "rubric_items.csv"}
+    assert names == {
+        csv_name,
+        "codebook.csv",
+        "datapackage.json",
+        "rubric_items.csv",
+        "participation_codes.csv",
+    }
+    codes = list(csv.DictReader(io.StringIO(archive.read("participation_codes.csv").decode())))
+    assert [(c["code_list"], c["code_key"]) for c in codes] == [
+        ("talk_type", "explains"),
+        ("talk_type", "question"),
+        ("talk_type", "builds"),
+        ("talk_type", "short"),
+        ("teacher_move", "presses"),
+        ("teacher_move", "invites"),
+        ("teacher_move", "revoices"),
+    ]
+    assert codes[0]["code_label"] == "Explains reasoning"
+    assert codes[0]["code_description"].startswith("Says why or how")
     report = frictionless.validate(str(tmp_path / "datapackage.json"))
     assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "note"])
     package = json.loads(archive.read("datapackage.json"))

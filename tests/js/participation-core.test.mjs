@@ -66,3 +66,23 @@ test("adding a marker on the fly, and a grouping label set and cleared", () => {
   assert.deepEqual(P.setGroup(map, 4, "").groups, {});
   assert.deepEqual(P.layout(map, 3, 3).groups, {}, "a label for a marker laid away goes with it");
 });
+
+test("figures are rounded halves up, as the server's pages round them", () => {
+  assert.equal(P.percent(0.125), "13%");
+  assert.equal(P.percent(1 / 8), "13%");
+  assert.equal(P.fixed(0.125, 2), "0.13");
+  assert.equal(P.fixed(0.625, 2), "0.63");
+  assert.equal(P.percent(null), "—");
+});
+
+test("a tap more than a day after the lesson began keeps no time", () => {
+  const map = P.layout(null, 4, 4);
+  assert.equal(P.tap(map, 1, "short", null).events[0].at, null);
+  assert.equal(P.tap(map, 1, "short", 90000).events[0].at, null);
+  assert.equal(P.tap(map, 1, "short", 86400).events[0].at, 86400);
+});
+
+test("a full map takes no more students", () => {
+  let map = P.layout(null, P.MAX_MARKERS, 12);
+  assert.equal(P.addMarker(map).markers, P.MAX_MARKERS);
+});

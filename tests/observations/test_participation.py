@@ -160,13 +160,21 @@ def test_a_bad_event_is_rejected_with_its_reason_and_the_rest_of_the_batch_goes_
         ),
         "negative second": ({"marker": 1, "talk": "short", "at": -5}, "greater than or equal to 0"),
         "extra field": ({"marker": 1, "talk": "short", "at": 1, "name": "Maya"}, "name"),
+        "time as text": ({"marker": 1, "talk": "short", "at": "late"}, "valid integer"),
     }
     bad = {
         name: _talk(world, events=[{"marker": 1, "talk": "short", "at": 3}, event])
         for name, (event, _why) in cases.items()
     }
     labelled = _talk(world, groups={"1": "g1"})
-    results = push(client, token, good, *bad.values(), labelled)
+    padded = _talk(world, groups={"007": "g1"})  # one way to write each marker
+    noted = _talk(world)
+    noted["payload"]["values"]["talk_map"]["evidence"] = "Maya spoke first"  # a name: refused
+    results = push(client, token, good, *bad.values(), labelled, padded, noted)
+    assert results[-2]["status"] == "rejected" and "groups.007" in results[-2]["reason"]
+    assert results[-1]["status"] == "rejected"
+    assert "takes no evidence note" in results[-1]["reason"]
+    results = results[:-2]
     assert results[0]["status"] == "created", results[0]
     for result, (name, (_event, why)) in zip(results[1:-1], cases.items(), strict=True):
         assert result["status"] == "rejected", name
@@ -176,6 +184,8 @@ def test_a_bad_event_is_rejected_with_its_reason_and_the_rest_of_the_batch_goes_
         results[1]["reason"] == "talk_map: Contribution 2: marker 9 is not on the map (it has 4)."
     )
     assert "Contribution 2" in json.dumps(results[1])
+    # A malformed map is explained as a map, not as a number, text or yes/no it is not.
+    assert "valid boolean" not in results[7]["reason"], results[7]
     assert results[-1]["status"] == "rejected"
     assert "has no grouping labels" in json.dumps(results[-1])
     assert sum(1 for r in results if r["status"] == "created") == 1
@@ -297,3 +307,55 @@ def test_the_teacher_sees_the_lesson_map_when_it_is_shared_and_only_then(
     assert "Student 1 carried the talk." in with_map and "private" not in with_map
     without = shared(["pattern"])
     assert "contributions per student" not in without
+
+
+def test_history_and_conflicts_see_a_change_inside_a_map() -> None:
+    from app.observations.service import diff_snapshots
+    from app.rubrics.loader import RubricDefinition
+
+    definition = RubricDefinition.model_validate(
+        {
+            "slug": "t",
+            "version": 1,
+            "title": "T",
+            "description": "D",
+            "status": "draft",
+            "source": {"attribution": "A"},
+            "sections": [{"key": "s", "title": "S", "items": [ITEM.model_dump()]}],
+        }
+    )
+    one = {
+        "markers": 4,
+        "per_row": 4,
+        "groups": {},
+        "events": [{"marker": 1, "talk": "short", "at": 5}],
+    }
+    other = {**one, "events": [{"marker": 2, "talk": "short", "at": 5}]}  # same totals
+    later = {**one, "events": [{"marker": 1, "talk": "short", "at": 9}]}  # same counts
+
+    def snap(value: dict[str, Any]) -> dict[str, Any]:
+        return {"values": {"talk_map": {"value": value}}}
+
+    [change] = diff_snapshots(snap(one), snap(other), definition)
+    assert "per student: 1, 0, 0, 0" in change.old and "per student: 0, 1, 0, 0" in change.new
+    [change] = diff_snapshots(snap(one), snap(later), definition)
+    assert change.new.endswith(
+        "(the same counts: the times, order or labels of contributions differ)"
+    )
+    assert diff_snapshots(snap(one), snap(dict(one)), definition) == []
+
+
+def test_pages_round_halves_up_as_the_capture_page_does() -> None:
+    from app.web import half_up
+
+    assert half_up(0.125) == "0.13" and half_up(0.625) == "0.63"
+    assert half_up(1 / 8, 0, percent=True) == "13%"
+    assert half_up(None) == "—"
+
+
+def test_a_contribution_logged_a_day_after_the_lesson_keeps_no_time() -> None:
+    value = participation.ParticipationMap.model_validate(
+        {"markers": 2, "events": [{"marker": 1, "talk": "short", "at": None}]}
+    )
+    assert value.events[0].at is None
+    assert participation.problem(ITEM, value) is None
