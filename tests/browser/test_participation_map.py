@@ -8,10 +8,13 @@ import json
 import re
 import uuid
 
+import httpx
 import pytest
+from playwright.sync_api import Page, expect
 
+from app.demo import DEMO_PASSWORD
 from tests.browser.devices import Device, FaultProxy, Tab
-from tests.browser.helpers import LiveServer
+from tests.browser.helpers import LiveServer, sign_in
 from tests.browser.test_journeys import STATUS, ready_offline, stored
 
 pytestmark = pytest.mark.browser
@@ -20,6 +23,8 @@ TALK = ["explains", "question", "builds", "short"]
 SPEAKERS = [1, 2, 3, 1, 5, 8, 1, 2, 13, 1, 2, 3, 21, 1, 7, 2, 1, 3, 9, 1] * 3
 HEADLINE = "60 contributions; 9 of 24 students spoke at least once (38%)."
 MARKERS = ".p-marker:not(.p-teacher)"
+COACH = "coach@demo.walkthrough.test"
+ADMIN = "admin@demo.walkthrough.test"
 
 
 def _tap(tab: Tab, marker: int, talk: str) -> None:
@@ -94,3 +99,87 @@ def test_sixty_contributions_logged_offline_arrive_once(
     tab.expect_text("[data-participation-summary] [data-p-headline]", HEADLINE)
     assert re.fullmatch(r"0\.\d\d", tab.text("[data-participation-summary] [data-measure='gini']"))
     tab.screenshot(f"participation-map-observation-{device.engine}")
+
+
+GROUPED = """\
+slug: talk-by-table
+version: 1
+title: Talk by Table
+description: Who talks, by table group.
+status: draft
+source:
+  attribution: A district's math team.
+sections:
+  - key: talk
+    title: Who talks
+    items:
+      - key: talk_map
+        kind: participation
+        title: Participation map
+        talk_types:
+          - {key: explains, label: Explains reasoning}
+          - {key: short, label: Short answer}
+        groups:
+          - {key: front, label: Front tables}
+          - {key: back, label: Back tables}
+        groups_meaning: Where the student sits, front half or back half of the room.
+        seats: 8
+        per_row: 4
+"""
+
+
+def _publish(server: LiveServer, body: str, slug: str) -> None:
+    """An admin's script publishes a rubric version through the API (a personal token)."""
+    with httpx.Client(base_url=server.url, follow_redirects=False) as web:
+        login = web.get("/login").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)  # type: ignore[union-attr]
+        web.post(
+            "/login",
+            data={"email": ADMIN, "password": DEMO_PASSWORD, "csrf_token": csrf},
+        )
+        page = web.get("/account/tokens").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        made = web.post("/account/tokens", data={"csrf_token": csrf, "name": "map"}).text
+        token = re.search(r"data-new-token>(wt_[^<]+)<", made).group(1)  # type: ignore[union-attr]
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as script:
+        draft = script.post(
+            "/api/rubrics/drafts", content=body, headers={"Content-Type": "application/yaml"}
+        )
+        assert draft.status_code == 201, draft.text
+        published = script.post(f"/api/rubrics/{slug}/versions/1/publish")
+        assert published.status_code == 200, published.text
+
+
+def test_grouping_labels_are_set_on_markers_and_shared_by_group(
+    page: Page, live_server: LiveServer
+) -> None:
+    """Chromium: a district's grouping labels, set on markers in the lesson, give each group's
+    share of students and of contributions beside the map."""
+    _publish(live_server, GROUPED, "talk-by-table")
+    sign_in(page, live_server.url, COACH, DEMO_PASSWORD)
+    page.goto(live_server.url + "/observations/new")
+    page.get_by_label("Teacher").fill("Grouped Map Teacher")
+    page.get_by_text("Talk by Table").tap()
+    page.get_by_role("button", name="Start observing").tap()
+    page.wait_for_url("**/capture/talk-by-table/1#*")
+    expect(page.locator(".p-privacy")).to_contain_text("Where the student sits")
+    page.get_by_role("button", name="Lay out the map").tap()
+    expect(page.locator(".p-marker")).to_have_count(8)
+    for marker in (1, 2):  # the front tables' two students
+        page.locator(f".p-marker[data-marker='{marker}']").tap()
+        page.locator("[data-p-group-buttons] [data-group='front']").tap()
+        expect(page.locator("[data-group='front']")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator(f".p-marker[data-marker='{marker}'] .p-group")).to_have_text(
+            "Front tables"
+        )
+        page.get_by_role("button", name="Cancel").tap()
+    for marker, talk in ((1, "explains"), (1, "short"), (2, "short"), (5, "explains")):
+        page.locator(f".p-marker[data-marker='{marker}']").tap()
+        page.locator(f"[data-p-talk-buttons] [data-talk='{talk}']").tap()
+    groups = page.locator("[data-p-summary] table").nth(1)
+    expect(groups.locator("tr", has_text="Front tables")).to_contain_text("25% (2)")
+    expect(groups.locator("tr", has_text="Front tables")).to_contain_text("75% (3)")
+    expect(groups.locator("tr", has_text="No label")).to_contain_text("75% (6)")
+    page.reload()
+    expect(page.locator(".p-marker[data-marker='2'] .p-group")).to_have_text("Front tables")
+    expect(groups.locator("tr", has_text="No label")).to_contain_text("25% (1)")
