@@ -142,7 +142,8 @@ def _charts(dashboard: service.Dashboard) -> dict[str, Markup]:
             top = max((v for _g, v, _n, _s in rows if v is not None), default=1.0)
             svg = value_bars(rows, title=item.title, maximum=top, fmt="{:.1f}")
         elif item.kind == "participation":
-            rows = [(g.label, c.speakers_share, c.visits, g.small) for g, c in cells]
+            # n: the lessons mapped, which the share rests on (not every visit)
+            rows = [(g.label, c.speakers_share, c.filled, g.small) for g, c in cells]
             svg = value_bars(rows, title=f"{item.title}: students who spoke", maximum=1.0)
         else:
             rows = [

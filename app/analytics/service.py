@@ -797,6 +797,8 @@ def trends(dashboard: Dashboard) -> dict[str, list[TrendPoint]]:
             # The item's own visits: across versions, an item new in the latest one rests on
             # fewer visits than the period's total.
             visits = cell.visits if cell else 0
+            if cell and figures_.item.kind == "participation":
+                visits = cell.filled  # a map's figures rest on the lessons mapped
             small = bool(cell) and visits < dashboard.small_below
             points.append(TrendPoint(period, label, visits, value, change, small))
             previous = value

@@ -157,6 +157,12 @@ EVENT_COLUMNS: list[tuple[str, str, str]] = [
     LONG_COLUMNS[23],
     ("item_key", "string", "The participation item (map) within the rubric version."),
     (
+        "map_markers",
+        "integer",
+        "How many student markers the lesson's map had, silent students included: what the "
+        "share of students who spoke is out of.",
+    ),
+    (
         "sequence",
         "integer",
         "The contribution's place in the order the observer logged them on this map (1, 2, ...).",
@@ -813,6 +819,7 @@ def _event_rows(item: _Item, values: dict[str, Any], safe: bool = True) -> Itera
             continue  # not on the map (the write path refuses these)
         yield [
             item.cells[1],
+            students,
             sequence,
             marker,
             speaker,

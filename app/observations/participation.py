@@ -141,6 +141,15 @@ class Summary:
     def speakers_share(self) -> float | None:
         return self.speakers / self.students if self.students else None
 
+    @property
+    def shades(self) -> list[int]:
+        """Each marker's shade on the picture: 0 silent, up to 4 as often as the lesson's most
+        active student (participation-core.js `shade`, the same rule)."""
+        most = max(self.per_marker, default=0)
+        return [
+            0 if not n or not most else max(1, min(4, -(-4 * n // most))) for n in self.per_marker
+        ]
+
 
 def summarise(item: ParticipationItem, value: dict[str, Any] | None) -> Summary:
     """The figures of one map (a stored value, already validated; None for none)."""

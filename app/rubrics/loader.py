@@ -555,11 +555,17 @@ def _participation_problems(item: ParticipationItem, here: Path_) -> Iterator[tu
             if code.key in seen:
                 yield (*here, field_name, index, "key"), f"'{code.key}' is listed twice"
             seen.add(code.key)
+    if item.evidence:
+        yield (
+            (*here, "evidence"),
+            "a participation map takes no evidence note (free text beside it could name a "
+            "student): leave evidence out, and write observations in a notes item",
+        )
     if item.groups and item.groups_meaning is None:
         yield (
             (*here, "groups_meaning"),
-            "grouping labels need groups_meaning: what the district means by them, for the "
-            "codebook and the observers",
+            "say what the grouping labels mean (groups_meaning): the district's definition, "
+            "shown to observers and in the codebook",
         )
     if item.groups_meaning is not None and not item.groups:
         yield (*here, "groups_meaning"), "groups_meaning explains groups: list the groups too"

@@ -444,7 +444,7 @@ import WC from "./outbox-core.js";
       var li = document.createElement("li");
       var a = document.createElement("a");
       a.href = "#" + card.id;
-      a.textContent = $("legend", card).textContent;
+      a.textContent = $("legend", card).textContent + ($("input[data-participation]", card) ? " (no map laid out)" : "");
       a.addEventListener("click", function (e) {
         e.preventDefault();
         card.scrollIntoView();

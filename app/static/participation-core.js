@@ -56,6 +56,13 @@ const core = (function () {
     return next;
   }
 
+  // A marker's shade, 0 (silent) to 4 (as often as the lesson's most active student): the
+  // map is a picture of who talked, whatever the lesson's scale.
+  function shade(count, most) {
+    if (!count || !most) return 0;
+    return Math.max(1, Math.min(4, Math.ceil(4 * count / most)));
+  }
+
   // Figures rounded as the server's pages round them (halves up): 0.125 is "0.13" and "13%".
   function percent(x) { return x === null ? "—" : Math.round(x * 100) + "%"; }
   function fixed(x, places) { return x === null ? "—" : x.toFixed(places); }
@@ -145,6 +152,7 @@ const core = (function () {
     MAX_EVENTS: MAX_EVENTS,
     percent: percent,
     fixed: fixed,
+    shade: shade,
     layout: layout,
     highestUsed: highestUsed,
     addMarker: addMarker,

@@ -36,6 +36,7 @@ import P from "./participation-core.js";
     var last = $("[data-p-last]", root);
     var undoButton = $("[data-p-undo]", root);
     var summaryBox = $("[data-p-summary]", root);
+    var brief = $("[data-p-brief]", root);
     var labels = {};
     codes.talk_types.concat(codes.teacher_moves).forEach(function (c) { labels[c.key] = c.label; });
     var groupLabels = {};
@@ -62,21 +63,23 @@ import P from "./participation-core.js";
       input.dispatchEvent(new Event("change", { bubbles: true }));
     }
 
-    function markerButton(n, count, group) {
+    function markerButton(n, count, group, most) {
       var b = el("button", { type: "button", "class": "p-marker", "data-marker": String(n) });
       b.appendChild(el("span", { "class": "p-n" }, n === P.TEACHER ? "Teacher" : String(n)));
       b.appendChild(el("span", { "class": "p-count", "data-p-count": "" }, String(count)));
       if (group) b.appendChild(el("span", { "class": "p-group" }, groupLabels[group] || group));
-      label(b, n, count, group);
+      label(b, n, count, group, most);
       return b;
     }
 
-    function label(button, n, count, group) {
+    function label(button, n, count, group, most) {
       var who = n === P.TEACHER ? "Teacher" : "Student " + n;
       button.setAttribute("aria-label", who + ", " + count + (n === P.TEACHER ? " coded moves" : " contributions") +
         (group ? ", " + (groupLabels[group] || group) : ""));
-      button.dataset.level = String(Math.min(count, 4));
+      button.dataset.level = String(P.shade(count, most));
     }
+
+    function mostOf(counts) { return counts.reduce(function (a, b) { return Math.max(a, b); }, 0); }
 
     function teacherCount(map) {
       return map.events.filter(function (e) { return e.marker === P.TEACHER; }).length;
@@ -97,12 +100,14 @@ import P from "./participation-core.js";
       $("[data-p-per-row]", root).value = String(map.per_row);
       grid.style.setProperty("--per-row", String(map.per_row));
       var counts = P.countsPerMarker(map);
+      var most = mostOf(counts);
       if (codes.teacher_moves.length) {
-        var teacher = markerButton(P.TEACHER, teacherCount(map), null);
+        var moves = teacherCount(map);
+        var teacher = markerButton(P.TEACHER, moves, null, moves);
         teacher.classList.add("p-teacher");
         grid.appendChild(teacher);
       }
-      for (var n = 1; n <= map.markers; n++) grid.appendChild(markerButton(n, counts[n - 1], map.groups[String(n)]));
+      for (var n = 1; n <= map.markers; n++) grid.appendChild(markerButton(n, counts[n - 1], map.groups[String(n)], most));
       setDisabled(disabled);
       undoButton.disabled = disabled || !map.events.length;
       renderSummary(map);
@@ -115,13 +120,21 @@ import P from "./participation-core.js";
       });
     }
 
-    // After one tap only the marker's count and the figures change.
+    // After one tap only the marker's count and the figures change (and every shade, when
+    // the tap made a new most active student).
     function update(map, marker) {
       var button = grid.querySelector("[data-marker='" + marker + "']");
       if (!button) { render(); return; }
-      var count = marker === P.TEACHER ? teacherCount(map) : P.countsPerMarker(map)[marker - 1];
+      var counts = P.countsPerMarker(map);
+      var most = mostOf(counts);
+      var count = marker === P.TEACHER ? teacherCount(map) : counts[marker - 1];
       $("[data-p-count]", button).textContent = String(count);
-      label(button, marker, count, map.groups[String(marker)]);
+      label(button, marker, count, map.groups[String(marker)], marker === P.TEACHER ? count : most);
+      if (marker !== P.TEACHER && count === most) {
+        Array.prototype.forEach.call(grid.querySelectorAll(".p-marker:not(.p-teacher)"), function (b) {
+          b.dataset.level = String(P.shade(counts[Number(b.dataset.marker) - 1], most));
+        });
+      }
       undoButton.disabled = !map.events.length;
       renderSummary(map);
     }
@@ -166,8 +179,13 @@ import P from "./participation-core.js";
       if (!target || target.disabled || !root.contains(target)) return;
       var map = current();
       if (target.matches("[data-p-layout]")) {
-        commit(P.layout(map, Number($("[data-p-seats]", root).value), Number($("[data-p-per-row]", root).value)));
+        var asked = Number($("[data-p-seats]", root).value);
+        var laid = P.layout(map, asked, Number($("[data-p-per-row]", root).value));
+        commit(laid);
         render();
+        last.textContent = laid.markers > asked && map
+          ? "Kept " + laid.markers + " students: student " + P.highestUsed(map) + " has spoken."
+          : "Laid out " + laid.markers + " students.";
       } else if (target.matches("[data-p-relayout]")) {
         $("[data-p-setup]", root).hidden = false;
       } else if (target.matches(".p-marker")) {
@@ -216,6 +234,9 @@ import P from "./participation-core.js";
 
     function renderSummary(map) {
       var s = P.summary(codes, map);
+      brief.textContent = s.contributions + " contribution" + (s.contributions === 1 ? "" : "s") + " · " +
+        s.speakers + " of " + s.students + " spoke · top 3: " + percent(s.top_share) +
+        " · Gini " + (s.gini === null ? "—" : P.fixed(s.gini, 2));
       summaryBox.textContent = "";
       summaryBox.appendChild(el("h3", {}, "This lesson so far"));
       var lead = el("p", { "data-p-headline": "" },

@@ -61,7 +61,7 @@ def test_sixty_contributions_logged_offline_arrive_once(
             _tap(tab, 0, "presses")
             expected.append((0, "presses"))
     _tap(tab, 24, "short")  # a wrong tap...
-    tab.tap_button("Undo last")  # ...taken back
+    tab.tap_button("Undo last contribution")  # ...taken back
     tab.expect_text("[data-p-last]", "Took back student 24's Short answer")
     tab.expect_text(_count(1), str(SPEAKERS.count(1)))
     tab.expect_text(_count(24), "0")

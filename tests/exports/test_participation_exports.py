@@ -37,7 +37,7 @@ GROUPED = EXAMPLES[4]["map"]  # ten students, markers 1 and 2 labelled g1: Gini 
 WHO_TALKS = "rubric=who-talks:1"
 EVENT_HEADER = (
     "observation_id,revision,status,observed_at,submitted_at,school,teacher,teacher_district_id,"
-    "observer,grade,subject,rubric_slug,rubric_version,observed_date,item_key,sequence,marker,"
+    "observer,grade,subject,rubric_slug,rubric_version,observed_date,item_key,map_markers,sequence,marker,"
     "speaker,talk_type,talk_label,second,minute,group_key"
 )
 # The wide format's columns of the who-talks item talk_map, after the observation's own.
@@ -288,6 +288,7 @@ def _event(
         *_head(obs, world),
         date,
         "talk_map",
+        str(obs.values["talk_map"]["value"]["markers"]),  # the map's size, silent ones included
         str(seq),
         str(marker),
         speaker,
@@ -331,7 +332,7 @@ def test_events_one_row_per_contribution(
     for got, want in zip(rows, expected, strict=True):
         assert got == want
     # The student rows of a map add up to its value in the long and wide formats.
-    assert sum(1 for r in rows if r[0] == str(mapped.id) and r[17] == "student") == 4
+    assert sum(1 for r in rows if r[0] == str(mapped.id) and r[18] == "student") == 4
 
 
 def test_events_a_minute_is_the_whole_minutes_of_the_second(

@@ -18,6 +18,8 @@ for (const example of fixture.examples) {
     const e = example.expect;
     for (const name of ["students", "contributions", "speakers", "top_fifth"]) assert.equal(s[name], e[name], name);
     assert.deepEqual(s.per_marker, e.per_marker);
+    const most = Math.max(0, ...s.per_marker);
+    assert.deepEqual(s.per_marker.map((n) => P.shade(n, most)), e.shades, "shades");
     for (const name of ["top_share", "top_fifth_share", "gini"]) close(s[name], e[name], name);
     assert.deepEqual(s.by_talk.map((t) => t[2]), e.by_talk);
     assert.deepEqual(s.by_move.map((t) => t[2]), e.by_move);

@@ -43,6 +43,7 @@ def test_the_figures_match_the_hand_computed_examples(example: dict[str, Any]) -
         e["top_fifth"],
     )
     assert s.per_marker == e["per_marker"]
+    assert s.shades == e["shades"]  # as participation-core.js shades the markers
     for name in ("top_share", "top_fifth_share", "gini"):
         assert getattr(s, name) == (pytest.approx(e[name]) if e[name] is not None else None), name
     assert [n for _k, _l, n in s.by_talk] == e["by_talk"]
@@ -115,13 +116,17 @@ def test_the_format_validates_a_participation_item() -> None:
         "        groups:\n          - {key: g1, label: Group 1}\n"
     )
     assert len(unexplained) == 1 and "groups_meaning" in unexplained[0]
-    assert "what the district means" in unexplained[0]
+    assert "say what the grouping labels mean" in unexplained[0]
     too_many = _problems(
         "        talk_types:\n          - {key: short, label: Short}\n        seats: 500\n"
     )
     assert len(too_many) == 1 and too_many[0].startswith(
         "talk.yaml:17:9: sections[0].items[0].seats"
     )
+    evidence = _problems(
+        "        talk_types:\n          - {key: short, label: Short}\n        evidence: true\n"
+    )
+    assert len(evidence) == 1 and "takes no evidence note" in evidence[0]
     wrong_kind = _problems("        kind: participation\n")
     assert wrong_kind
 

@@ -21,7 +21,8 @@ def test_a_participation_map_is_built_in_the_form_and_round_trips(
     status, page = send(client, page, "add-item:0:participation")
     assert status == 200 and "Added a participation map" in page
     assert page.count(f'name="{AT}.talk_types[3].label"') == 1  # four talk types to start
-    assert f'value="{AT}.seats"' not in page and f'name="{AT}.seats"' in page
+    assert f'name="{AT}.seats"' in page
+    assert f'name="{AT}.evidence"' not in page  # a map takes no evidence note
     status, page = send(client, page, "add-code:0:1:teacher_moves")
     assert "Added a teacher move" in page
     status, page = send(client, page, "add-code:0:1:talk_types")
@@ -90,7 +91,7 @@ def test_participation_errors_land_beside_their_fields_and_keep_what_was_typed(
     errors = dict(re.findall(r'data-error-for="([^"]+)">([^<]+)<', page))
     assert set(errors) == {f"{AT}.talk_types[1].key", f"{AT}.groups_meaning"}, errors
     assert "listed twice" in errors[f"{AT}.talk_types[1].key"]
-    assert "what the district means" in errors[f"{AT}.groups_meaning"]
+    assert "say what the grouping labels mean" in errors[f"{AT}.groups_meaning"]
     status, page = send(
         client,
         page,
