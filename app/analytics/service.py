@@ -94,11 +94,11 @@ def item_rows(
         value: int | None = None
         figures: dict[str, int | None] = {}
         if isinstance(item, ParticipationItem):
-            laid_out = isinstance(raw, dict) and bool(raw.get("markers"))
-            lesson = participation.summarise(item, raw if laid_out else None)
-            value = lesson.contributions if laid_out else None
-            filled = laid_out
-            if laid_out:
+            mapped = participation.laid_out(raw)
+            lesson = participation.summarise(item, mapped)
+            value = lesson.contributions if mapped else None
+            filled = mapped is not None
+            if mapped:
                 figures = {
                     "students": lesson.students,
                     "speakers": lesson.speakers,

@@ -678,18 +678,16 @@ def stream_wide(
         for item in items:
             entry = obs.values.get(item.key) or {}
             value = entry.get("value")
+            lesson = _lesson(item.participation, value) if item.participation else None
+            if item.participation is not None:
+                value = lesson.contributions if lesson else None
             line += [
-                cell(
-                    _contributions(item.participation, value)
-                    if item.participation is not None
-                    else value,
-                    safe,
-                ),
+                cell(value, safe),
                 "true" if entry.get("not_observed") else "false",
                 cell(entry.get("evidence", ""), safe),
             ]
             if item.participation is not None:
-                line += _figures(item.participation, value)
+                line += _figures(item.participation, lesson)
         line += obs.tail
         out.writer.writerow(line)
         counter[0] += 1
@@ -704,25 +702,28 @@ def _status(status: Any) -> str:
     return status.value if isinstance(status, ObservationStatus) else str(status)
 
 
+def _lesson(item: ParticipationItem, value: Any) -> participation.Summary | None:
+    """A map's figures; None when no map was laid out (as the dashboards count it)."""
+    mapped = participation.laid_out(value)
+    return participation.summarise(item, mapped) if mapped else None
+
+
 def _contributions(item: ParticipationItem, value: Any) -> int | None:
     """A participation map's value in the long and wide formats: its number of student
-    contributions (None when no map was laid out: no value, or no markers, as the dashboards
-    count it)."""
-    if not isinstance(value, dict) or not value.get("markers"):
-        return None
-    return participation.summarise(item, value).contributions
+    contributions (None when no map was laid out)."""
+    lesson = _lesson(item, value)
+    return lesson.contributions if lesson else None
 
 
 def _share(x: float | None) -> float | str:
     return "" if x is None else round(x, 4)
 
 
-def _figures(item: ParticipationItem, value: Any) -> list[Any]:
+def _figures(item: ParticipationItem, s: participation.Summary | None) -> list[Any]:
     """The lesson's figures for the wide format (see _participation_columns), all empty when
     no map was laid out; shares empty when no student contributed."""
-    if not isinstance(value, dict) or not value.get("markers"):
+    if s is None:
         return [""] * (5 + len(item.talk_types) + len(item.teacher_moves))
-    s = participation.summarise(item, value)
     return [
         s.students,
         s.speakers,
@@ -800,11 +801,10 @@ def _maps(engine: Engine, user: User, f: Filters, safe: bool = True) -> dict[int
 def _event_rows(item: _Item, values: dict[str, Any], safe: bool = True) -> Iterator[list[Any]]:
     """The participation events of one map (EVENT_COLUMNS from item_key on): the teacher's
     talk moves and the contributions of the students on the map, in the order logged."""
-    entry = values.get(item.key) or {}
-    value = entry.get("value")
-    if not isinstance(value, dict):
+    value = participation.laid_out((values.get(item.key) or {}).get("value"))
+    if value is None:
         return
-    students = int(value.get("markers") or 0)
+    students = int(value["markers"])
     groups = value.get("groups") or {}
     for sequence, event in enumerate(value.get("events") or [], start=1):
         if not isinstance(event, dict):

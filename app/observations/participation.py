@@ -81,12 +81,24 @@ def problem(item: ParticipationItem, value: ParticipationMap) -> str | None:
     return None
 
 
+def laid_out(value: Any) -> dict[str, Any] | None:
+    """A stored value that is a map with markers; None for no map (not laid out, which every
+    figure leaves out, as it leaves out an unanswered item)."""
+    return value if isinstance(value, dict) and value.get("markers") else None
+
+
+def headline(s: "Summary") -> str:
+    """'4 contributions from 2 of 4 students': a map in one line."""
+    plural = "" if s.contributions == 1 else "s"
+    return f"{s.contributions} contribution{plural} from {s.speakers} of {s.students} students"
+
+
 def describe(item: ParticipationItem, value: Any) -> str:
     """A map in words, for history and conflicts: totals, by talk type, by student."""
-    if not isinstance(value, dict) or not value.get("markers"):
+    if laid_out(value) is None:
         return "—"
     s = summarise(item, value)
-    parts = [f"{s.contributions} contributions from {s.speakers} of {s.students} students"]
+    parts = [headline(s)]
     parts.append("by talk type: " + ", ".join(f"{label} {n}" for _k, label, n in s.by_talk))
     if s.by_move:
         parts.append("teacher: " + ", ".join(f"{label} {n}" for _k, label, n in s.by_move))

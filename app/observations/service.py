@@ -1288,11 +1288,7 @@ def display_value(item: AnyItem, entry: dict[str, Any]) -> str:
     if isinstance(item, ParticipationItem):
         if not isinstance(value, dict):
             return str(value)
-        figures = participation.summarise(item, value)
-        return (
-            f"{figures.contributions} contribution{'s' if figures.contributions != 1 else ''}"
-            f" from {figures.speakers} of {figures.students} students"
-        )
+        return participation.headline(participation.summarise(item, value))
     return str(value)
 
 

@@ -89,13 +89,12 @@ import P from "./participation-core.js";
     function render() {
       var map = current();
       var disabled = input.disabled || waiting;
-      setDisabled(disabled);
       $("[data-p-setup]", root).hidden = !!map;
       $("[data-p-map]", root).hidden = !map;
       grid.textContent = "";
       chosen = null;
       talkPanel.hidden = true;
-      if (!map) { summaryBox.textContent = ""; return; }
+      if (!map) { summaryBox.textContent = ""; setDisabled(disabled); return; }
       $("[data-p-seats]", root).value = String(map.markers);
       $("[data-p-per-row]", root).value = String(map.per_row);
       grid.style.setProperty("--per-row", String(map.per_row));
