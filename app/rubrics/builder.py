@@ -283,6 +283,14 @@ def apply(content: dict[str, Any], step: str) -> str | None:
         items: list[dict[str, Any]] = section.setdefault("items", [])
         return items
 
+    def item_at(s_text: str, i_text: str) -> tuple[list[dict[str, Any]], int] | None:
+        """A section's items and the index of one of them, from a step's text; None when
+        either is not there."""
+        section = section_at(s_text)
+        items = items_of(section) if section is not None else []
+        found = index(i_text)
+        return (items, found) if found is not None and found < len(items) else None
+
     action = parts[0]
     if action == "add-section":
         taken = {str(s.get("key")) for s in sections}
@@ -318,12 +326,10 @@ def apply(content: dict[str, Any], step: str) -> str | None:
             crosswalk.setdefault("items", []).append({"key": item["key"], "status": "new"})
         return f"Added a {KIND_NAMES[parts[2]]} at the end of the section: give it a title."
     if len(parts) >= 4 and action in ("add-code", "remove-code") and parts[3] in CODE_LISTS:
-        section = section_at(parts[1])
-        items = items_of(section) if section is not None else []
-        found = index(parts[2])
-        if section is None or found is None or found >= len(items):
+        at = item_at(parts[1], parts[2])
+        if at is None:
             return None
-        codes: list[dict[str, Any]] = items[found].setdefault(parts[3], [])
+        codes: list[dict[str, Any]] = at[0][at[1]].setdefault(parts[3], [])
         what = CODE_LISTS[parts[3]]
         if action == "add-code":
             codes.append({"key": "", "label": ""})
@@ -334,12 +340,11 @@ def apply(content: dict[str, Any], step: str) -> str | None:
             return f"Removed the {what}."
         return None
     if len(parts) >= 3 and action in ("up", "down", "remove", "add-level", "remove-level"):
-        section = section_at(parts[1])
-        items = items_of(section) if section is not None else []
-        found = index(parts[2])
-        if section is None or found is None or found >= len(items):
+        at = item_at(parts[1], parts[2])
+        if at is None:
             return None
-        s, i = int(parts[1]), found
+        items, i = at
+        s = int(parts[1])
         if action == "remove":
             if len(items) == 1:
                 return "A section keeps at least one item: remove the section instead."
